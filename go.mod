@@ -1,0 +1,3 @@
+module github.com/otok/otok
+
+go 1.26
