@@ -1,0 +1,736 @@
+package flash
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Store layout under ROOT:
+//
+//	lock                       flock(2) held by every writer
+//	tmp/                       work in progress; swept by the next writer
+//	images/<sha256hex>/        one committed image, named by its digest
+//	    manifest.cose          signed manifest (COSE_Sign1) as received, or
+//	    manifest.cbor          the unsigned manifest (--insecure-skip-verify)
+//	    info.cbor              import record: time, source, bytes written
+//	    rootfs.squashfs        KindSquashfs (mode 0444)
+//	    rootfs/                KindDir
+//	counters.cbor              store-wide counters (imports, bytes written)
+//
+// Readers take no lock: an image appears and disappears by one rename.
+
+const (
+	dirImages    = "images"
+	dirTmp       = "tmp"
+	fileLock     = "lock"
+	fileSigned   = "manifest.cose"
+	fileUnsigned = "manifest.cbor"
+	fileInfo     = "info.cbor"
+	fileSquashfs = "rootfs.squashfs"
+	dirRootfs    = "rootfs"
+	fileCounters = "counters.cbor"
+	copyBufSize  = 128 << 10
+)
+
+// DefaultRoot is the store root when none is configured: /overlay/otok on
+// OpenWrt (the writable flash overlay), /var/lib/otok elsewhere.
+func DefaultRoot() string {
+	if _, err := os.Stat("/etc/openwrt_release"); err == nil {
+		return "/overlay/otok"
+	}
+	return "/var/lib/otok"
+}
+
+// Options configure a Store.
+type Options struct {
+	Keys    *Keyring // trusted keys; nil trusts nothing
+	Arch    string   // device architecture; "" = HostArch()
+	Comps   CompSet  // squashfs compressors the kernel mounts; nil = KernelComps()
+	Reserve Reserve
+}
+
+// Store is an image store rooted at a directory.
+type Store struct {
+	root string
+	opt  Options
+}
+
+// Open opens (creating if needed) the store at root, and sweeps temp files
+// left by a crashed writer when no writer is running.
+func Open(root string, opt Options) (*Store, error) {
+	if root == "" {
+		root = DefaultRoot()
+	}
+	if opt.Arch == "" {
+		opt.Arch = HostArch()
+	}
+	if opt.Comps == nil {
+		opt.Comps, _ = KernelComps()
+	}
+	s := &Store{root: root, opt: opt}
+	for _, d := range []string{root, s.path(dirImages), s.path(dirTmp)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("store %s: %w", root, err)
+		}
+	}
+	if unlock, err := s.tryLock(); err == nil && unlock != nil {
+		s.sweep()
+		unlock()
+	}
+	return s, nil
+}
+
+// Root is the store's root directory.
+func (s *Store) Root() string { return s.root }
+
+// Keys is the trusted keyring.
+func (s *Store) Keys() *Keyring { return s.opt.Keys }
+
+// Arch is the device architecture images must match.
+func (s *Store) Arch() string { return s.opt.Arch }
+
+func (s *Store) path(p ...string) string { return filepath.Join(append([]string{s.root}, p...)...) }
+
+func (s *Store) lockFile() (*os.File, error) {
+	return os.OpenFile(s.path(fileLock), os.O_RDWR|os.O_CREATE, 0o644)
+}
+
+func (s *Store) tryLock() (func(), error) {
+	f, err := s.lockFile()
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, nil
+	}
+	return func() { f.Close() }, nil
+}
+
+// lock takes the writer lock, waiting for another writer at most until ctx
+// is done, and sweeps tmp/ (whatever is there belongs to a dead writer).
+func (s *Store) lock(ctx context.Context) (func(), error) {
+	f, err := s.lockFile()
+	if err != nil {
+		return nil, fmt.Errorf("store %s: lock: %w", s.root, err)
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("store %s: lock: %w", s.root, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("store %s: waiting for another writer: %w", s.root, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	s.sweep()
+	return func() { f.Close() }, nil
+}
+
+// sweep removes everything under tmp/. Call only with the lock held.
+func (s *Store) sweep() {
+	ents, _ := os.ReadDir(s.path(dirTmp))
+	for _, e := range ents {
+		os.RemoveAll(s.path(dirTmp, e.Name()))
+	}
+}
+
+// TempEntries lists what is in tmp/ (for tests and `otok df`).
+func (s *Store) TempEntries() []string {
+	ents, _ := os.ReadDir(s.path(dirTmp))
+	var n []string
+	for _, e := range ents {
+		n = append(n, e.Name())
+	}
+	return n
+}
+
+func (s *Store) newTemp(prefix string) (string, error) {
+	var b [6]byte
+	rand.Read(b[:])
+	p := s.path(dirTmp, fmt.Sprintf("%s-%d-%x", prefix, os.Getpid(), b))
+	return p, os.Mkdir(p, 0o755)
+}
+
+// Info is the import record kept beside each image.
+type Info struct {
+	Imported     int64  `cbor:"imported"` // Unix seconds
+	Source       string `cbor:"source,omitempty"`
+	BytesWritten int64  `cbor:"written"` // bytes this import wrote to flash
+	DiskBytes    int64  `cbor:"disk"`    // bytes of file data the image holds
+}
+
+// Counters are store-wide totals since the store was created.
+type Counters struct {
+	Imports      int64 `cbor:"imports"`
+	BytesWritten int64 `cbor:"written"`
+}
+
+// Image is a committed image.
+type Image struct {
+	Manifest *Manifest
+	Digest   string // sha256 hex; also the directory name
+	Dir      string
+	Signed   bool
+	KeyID    string // hex, when signed
+	Info     Info
+}
+
+// SquashfsPath is the squashfs file of a KindSquashfs image.
+func (i *Image) SquashfsPath() string { return filepath.Join(i.Dir, fileSquashfs) }
+
+// RootfsDir is the tree of a KindDir image.
+func (i *Image) RootfsDir() string { return filepath.Join(i.Dir, dirRootfs) }
+
+// Ref is NAME:VERSION.
+func (i *Image) Ref() string { return i.Manifest.Ref() }
+
+func isDigestHex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil && strings.ToLower(s) == s
+}
+
+// load reads one image directory.
+func (s *Store) load(digest string) (*Image, error) {
+	dir := s.path(dirImages, digest)
+	img := &Image{Digest: digest, Dir: dir}
+	if b, err := os.ReadFile(filepath.Join(dir, fileSigned)); err == nil {
+		m, kid, err := UnsignedManifest(b)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", digest[:12], err)
+		}
+		img.Manifest, img.Signed, img.KeyID = m, true, kid
+	} else if b, err := os.ReadFile(filepath.Join(dir, fileUnsigned)); err == nil {
+		m, err := DecodeManifest(b)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", digest[:12], err)
+		}
+		img.Manifest = m
+	} else {
+		return nil, fmt.Errorf("image %s: no manifest", digest[:12])
+	}
+	if img.Manifest.DigestHex() != digest {
+		return nil, fmt.Errorf("image %s: manifest digest %s does not match its directory", digest[:12], img.Manifest.DigestHex()[:12])
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, fileInfo)); err == nil {
+		decMode.Unmarshal(b, &img.Info)
+	}
+	return img, nil
+}
+
+// List returns every committed image, sorted by name, then newest version
+// first. Unreadable entries are reported in errs but do not hide the rest.
+func (s *Store) List() (imgs []*Image, errs []error) {
+	ents, err := os.ReadDir(s.path(dirImages))
+	if err != nil {
+		return nil, []error{fmt.Errorf("store %s: %w", s.root, err)}
+	}
+	for _, e := range ents {
+		if !e.IsDir() || !isDigestHex(e.Name()) {
+			continue
+		}
+		img, err := s.load(e.Name())
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		imgs = append(imgs, img)
+	}
+	sort.Slice(imgs, func(i, j int) bool {
+		a, b := imgs[i], imgs[j]
+		if a.Manifest.Name != b.Manifest.Name {
+			return a.Manifest.Name < b.Manifest.Name
+		}
+		return newer(a, b)
+	})
+	return imgs, errs
+}
+
+// newer orders two images of one name: higher version, then later
+// creation, then later import.
+func newer(a, b *Image) bool {
+	if c := CompareVersions(a.Manifest.Version, b.Manifest.Version); c != 0 {
+		return c > 0
+	}
+	if a.Manifest.Created != b.Manifest.Created {
+		return a.Manifest.Created > b.Manifest.Created
+	}
+	if a.Info.Imported != b.Info.Imported {
+		return a.Info.Imported > b.Info.Imported
+	}
+	return a.Digest > b.Digest
+}
+
+// NotFoundError is a reference that matches no image.
+type NotFoundError struct{ Ref string }
+
+func (e *NotFoundError) Error() string { return "image " + e.Ref + ": not in the store" }
+
+// Resolve finds an image by NAME (newest version), NAME:VERSION,
+// sha256:HEX or a unique digest prefix of at least 4 hex digits.
+func (s *Store) Resolve(ref string) (*Image, error) {
+	imgs, _ := s.List()
+	return resolveIn(imgs, ref)
+}
+
+func resolveIn(imgs []*Image, ref string) (*Image, error) {
+	if ref == "" {
+		return nil, errors.New("image: empty reference")
+	}
+	byDigest := func(prefix string) (*Image, error) {
+		var hits []*Image
+		for _, i := range imgs {
+			if strings.HasPrefix(i.Digest, prefix) {
+				hits = append(hits, i)
+			}
+		}
+		switch len(hits) {
+		case 0:
+			return nil, &NotFoundError{ref}
+		case 1:
+			return hits[0], nil
+		}
+		var ds []string
+		for _, h := range hits {
+			ds = append(ds, h.Digest[:12]+" ("+h.Ref()+")")
+		}
+		return nil, fmt.Errorf("image %s: ambiguous digest prefix, matches %s", ref, strings.Join(ds, ", "))
+	}
+	if h, ok := strings.CutPrefix(ref, "sha256:"); ok {
+		if len(h) < 4 || !isHex(h) {
+			return nil, fmt.Errorf("image %s: malformed digest", ref)
+		}
+		return byDigest(strings.ToLower(h))
+	}
+	name, version, hasVersion := strings.Cut(ref, ":")
+	var best *Image
+	for _, i := range imgs { // imgs are sorted newest first per name
+		if i.Manifest.Name != name || (hasVersion && i.Manifest.Version != version) {
+			continue
+		}
+		if best == nil || newer(i, best) {
+			best = i
+		}
+	}
+	if best != nil {
+		return best, nil
+	}
+	if !hasVersion && len(ref) >= 4 && isHex(ref) {
+		return byDigest(strings.ToLower(ref))
+	}
+	return nil, &NotFoundError{ref}
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// ImportOptions control one import.
+type ImportOptions struct {
+	// InsecureSkipVerify accepts unsigned or untrusted manifests. The
+	// digest, size, arch and superblock are still checked.
+	InsecureSkipVerify bool
+	// Source is recorded in the image's info (file name or URL).
+	Source string
+	// Progress, if set, is called as bytes of the payload are consumed.
+	Progress func(done, total int64)
+}
+
+// ImportResult reports a finished import.
+type ImportResult struct {
+	Image        *Image
+	Existed      bool  // the digest was already stored; nothing was written
+	BytesWritten int64 // bytes written to flash by this import
+	Signer       string
+}
+
+// ImportOtok imports a .otok stream: header and signed manifest first,
+// verified before a byte of the squashfs is stored, then the squashfs,
+// hashed while it is written.
+func (s *Store) ImportOtok(ctx context.Context, r io.Reader, opt ImportOptions) (*ImportResult, error) {
+	signed, err := ReadOtokHeader(r)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", subjectOf(opt.Source), err)
+	}
+	var m *Manifest
+	var signer string
+	if opt.InsecureSkipVerify {
+		if m, signer, err = UnsignedManifest(signed); err != nil {
+			return nil, err
+		}
+	} else {
+		mm, k, err := s.opt.Keys.VerifyManifest(signed)
+		if err != nil {
+			return nil, err
+		}
+		m, signer = mm, k.ID
+	}
+	if m.Kind != KindSquashfs {
+		return nil, fmt.Errorf("image %s: .otok carries kind %q, want %q", m.Name, m.Kind, KindSquashfs)
+	}
+	res, err := s.importSquashfs(ctx, r, m, signed, opt)
+	if res != nil {
+		res.Signer = signer
+	}
+	return res, err
+}
+
+// ImportSquashfs imports a bare squashfs stream under name:version. A bare
+// squashfs carries no signature, so it requires InsecureSkipVerify. size
+// is the stream's length, or -1 when unknown.
+func (s *Store) ImportSquashfs(ctx context.Context, r io.Reader, size int64, m Manifest, opt ImportOptions) (*ImportResult, error) {
+	if !opt.InsecureSkipVerify {
+		return nil, fmt.Errorf("image %s: a bare squashfs carries no signature; import it as a signed .otok or pass --insecure-skip-verify", m.Name)
+	}
+	m.Kind = KindSquashfs
+	m.Size = size
+	return s.importSquashfs(ctx, r, &m, nil, opt)
+}
+
+func subjectOf(src string) string {
+	if src == "" || src == "-" {
+		return "<stdin>"
+	}
+	return src
+}
+
+// importSquashfs streams a squashfs into the store. m.Digest nil and
+// m.Size < 0 mean "unknown" (bare squashfs): then they are computed.
+func (s *Store) importSquashfs(ctx context.Context, r io.Reader, m *Manifest, signed []byte, opt ImportOptions) (*ImportResult, error) {
+	subject := "image " + m.Name
+	if !ArchCompatible(m.Arch, s.opt.Arch) {
+		return nil, fmt.Errorf("%s: built for %s, this device is %s", subject, m.Arch, s.opt.Arch)
+	}
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if m.Digest != nil {
+		if res, ok := s.existing(m, signed); ok {
+			return res, nil
+		}
+	}
+	declared := m.Size
+	sp, err := s.Space()
+	if err != nil {
+		return nil, err
+	}
+	limit := sp.Usable() - 8192 // manifest, info, directory blocks
+	if declared >= 0 && declared > limit {
+		return nil, &NoSpaceError{Subject: subject, Need: declared, Space: sp, Path: s.root}
+	}
+	if declared < 0 {
+		declared = limit
+	}
+	tmp, err := s.newTemp("import")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", subject, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(tmp)
+		}
+	}()
+	var written int64
+	h := sha256.New()
+	n, err := s.writeSquashfs(ctx, filepath.Join(tmp, fileSquashfs), r, m, declared, h, &written, opt.Progress)
+	if err != nil {
+		return nil, s.asNoSpace(subject, written, err)
+	}
+	sum := h.Sum(nil)
+	if m.Digest == nil {
+		m.Digest, m.Size = sum, n
+		if err := m.Validate(); err != nil {
+			return nil, err
+		}
+		if res, ok := s.existing(m, nil); ok {
+			return res, nil
+		}
+	} else if !bytes.Equal(sum, m.Digest) {
+		return nil, fmt.Errorf("%s: digest mismatch: manifest says sha256:%x, content is sha256:%x", subject, m.Digest, sum)
+	}
+	if err := s.commitImage(tmp, m, signed, opt.Source, n, &written); err != nil {
+		return nil, s.asNoSpace(subject, written, err)
+	}
+	ok = true
+	img, err := s.load(m.DigestHex())
+	if err != nil {
+		return nil, err
+	}
+	return &ImportResult{Image: img, BytesWritten: written}, nil
+}
+
+// existing reports an already stored digest. If the stored manifest differs
+// (same squashfs re-released under a new manifest) the new one replaces it.
+func (s *Store) existing(m *Manifest, signed []byte) (*ImportResult, bool) {
+	img, err := s.load(m.DigestHex())
+	if err != nil {
+		return nil, false
+	}
+	res := &ImportResult{Image: img, Existed: true}
+	old, _ := os.ReadFile(filepath.Join(img.Dir, fileSigned))
+	if signed != nil && !bytes.Equal(old, signed) {
+		n, err := atomicWriteFile(filepath.Join(img.Dir, fileSigned), signed, 0o444)
+		res.BytesWritten += n
+		if err == nil {
+			os.Remove(filepath.Join(img.Dir, fileUnsigned))
+			if again, err := s.load(img.Digest); err == nil {
+				res.Image = again
+			}
+		}
+	}
+	return res, true
+}
+
+// writeSquashfs copies exactly m.Size bytes (or up to limit when the size is
+// unknown) from r to path, checking the superblock before writing anything
+// and refusing a stream that is shorter or longer than declared.
+func (s *Store) writeSquashfs(ctx context.Context, path string, r io.Reader, m *Manifest, limit int64, h hash.Hash, written *int64, progress func(int64, int64)) (int64, error) {
+	subject := "image " + m.Name
+	known := m.Size >= 0
+	if known && m.Size < SuperblockSize {
+		return 0, fmt.Errorf("%s: declared size %d is smaller than a squashfs superblock", subject, m.Size)
+	}
+	var sbuf [SuperblockSize]byte
+	if n, err := io.ReadFull(r, sbuf[:]); err != nil {
+		return 0, fmt.Errorf("%s: truncated: stream ended after %d bytes of the squashfs", subject, n)
+	}
+	sb, err := ParseSuperblock(sbuf[:])
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", subject, err)
+	}
+	checkSize := limit
+	if known {
+		checkSize = m.Size
+	}
+	if err := sb.Check(checkSize, s.opt.Comps); err != nil {
+		return 0, fmt.Errorf("%s: %w", subject, err)
+	}
+	if int64(sb.BytesUsed) > limit {
+		sp, _ := s.Space()
+		return 0, &NoSpaceError{Subject: subject, Need: int64(sb.BytesUsed), Space: sp, Path: s.root}
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	w := io.MultiWriter(countWriter{f, written}, h)
+	if _, err := w.Write(sbuf[:]); err != nil {
+		return 0, err
+	}
+	total := int64(SuperblockSize)
+	buf := make([]byte, copyBufSize)
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, fmt.Errorf("%s: %w", subject, err)
+		}
+		want := int64(len(buf))
+		if known && m.Size-total < want {
+			want = m.Size - total
+		}
+		if want == 0 { // declared size reached: the stream must end here
+			var one [1]byte
+			if n, _ := io.ReadFull(r, one[:]); n > 0 {
+				return total, fmt.Errorf("%s: stream is longer than the declared size %d", subject, m.Size)
+			}
+			break
+		}
+		n, err := io.ReadAtLeast(r, buf[:want], 1)
+		if n > 0 {
+			if !known && total+int64(n) > limit {
+				sp, _ := s.Space()
+				return total, &NoSpaceError{Subject: subject, Need: total + int64(n), Space: sp, Path: s.root}
+			}
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return total, werr
+			}
+			total += int64(n)
+			if progress != nil {
+				progress(total, m.Size)
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			if known {
+				return total, fmt.Errorf("%s: truncated: stream ended after %d of %d bytes", subject, total, m.Size)
+			}
+			break
+		}
+		if err != nil {
+			return total, fmt.Errorf("%s: read: %w", subject, err)
+		}
+	}
+	if int64(sb.BytesUsed) > total {
+		return total, fmt.Errorf("%s: squashfs: bytes_used %d exceeds the image size %d", subject, sb.BytesUsed, total)
+	}
+	if err := f.Sync(); err != nil {
+		return total, err
+	}
+	return total, f.Close()
+}
+
+// commitImage writes the manifest and info into the temp image directory,
+// fsyncs it and renames it into images/.
+func (s *Store) commitImage(tmp string, m *Manifest, signed []byte, source string, disk int64, written *int64) error {
+	var err error
+	var n int64
+	if signed != nil {
+		n, err = writeFileSync(filepath.Join(tmp, fileSigned), signed, 0o444)
+	} else {
+		var b []byte
+		if b, err = m.Marshal(); err == nil {
+			n, err = writeFileSync(filepath.Join(tmp, fileUnsigned), b, 0o444)
+		}
+	}
+	*written += n
+	if err != nil {
+		return err
+	}
+	info := Info{Imported: time.Now().Unix(), Source: source, DiskBytes: disk}
+	// The info records its own size in the total; encode twice so the
+	// number is exact.
+	ib, _ := encMode.Marshal(info)
+	info.BytesWritten = *written + int64(len(ib))
+	ib, _ = encMode.Marshal(info)
+	info.BytesWritten = *written + int64(len(ib))
+	ib, _ = encMode.Marshal(info)
+	n, err = writeFileSync(filepath.Join(tmp, fileInfo), ib, 0o444)
+	*written += n
+	if err != nil {
+		return err
+	}
+	if err := syncDir(tmp); err != nil {
+		return err
+	}
+	final := s.path(dirImages, m.DigestHex())
+	if err := commitRename(tmp, final); err != nil {
+		return fmt.Errorf("image %s: commit: %w", m.Name, err)
+	}
+	s.addCounters(*written)
+	return nil
+}
+
+// Counters reads the store-wide counters.
+func (s *Store) Counters() Counters {
+	var c Counters
+	if b, err := os.ReadFile(s.path(fileCounters)); err == nil {
+		decMode.Unmarshal(b, &c)
+	}
+	return c
+}
+
+func (s *Store) addCounters(written int64) {
+	c := s.Counters()
+	c.Imports++
+	c.BytesWritten += written
+	b, _ := encMode.Marshal(c)
+	atomicWriteFile(s.path(fileCounters), b, 0o644)
+}
+
+// Remove deletes an image: it disappears from images/ in one rename, then
+// its files are deleted. inUse, when set, vetoes images still referenced.
+func (s *Store) Remove(ctx context.Context, ref string, inUse func(digest string) bool) (*Image, error) {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	img, err := s.Resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	if inUse != nil && inUse(img.Digest) {
+		return nil, fmt.Errorf("image %s (%s): in use", img.Ref(), img.Digest[:12])
+	}
+	return img, s.removeLocked(img)
+}
+
+func (s *Store) removeLocked(img *Image) error {
+	tmp := s.path(dirTmp, "rm-"+img.Digest)
+	os.RemoveAll(tmp)
+	if err := os.Rename(img.Dir, tmp); err != nil {
+		return fmt.Errorf("image %s: remove: %w", img.Ref(), err)
+	}
+	if err := syncDir(s.path(dirImages)); err != nil {
+		return err
+	}
+	return removeAllWritable(tmp)
+}
+
+// removeAllWritable deletes a tree whose directories may be read-only
+// (images unpacked from tarballs keep their modes).
+func removeAllWritable(p string) error {
+	if err := os.RemoveAll(p); err == nil {
+		return nil
+	}
+	filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(path, 0o755)
+		}
+		return nil
+	})
+	return os.RemoveAll(p)
+}
+
+// Verify re-checks a stored image: its signature against the keyring (if
+// signed) and the digest of its squashfs.
+func (s *Store) Verify(img *Image) error {
+	if img.Signed {
+		b, err := os.ReadFile(filepath.Join(img.Dir, fileSigned))
+		if err != nil {
+			return err
+		}
+		if _, _, err := s.opt.Keys.VerifyManifest(b); err != nil {
+			return err
+		}
+	}
+	if img.Manifest.Kind != KindSquashfs {
+		return nil
+	}
+	f, err := os.Open(img.SquashfsPath())
+	if err != nil {
+		return fmt.Errorf("image %s: %w", img.Ref(), err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", img.Ref(), err)
+	}
+	if n != img.Manifest.Size || !bytes.Equal(h.Sum(nil), img.Manifest.Digest) {
+		return fmt.Errorf("image %s: stored squashfs does not match its manifest (size %d, sha256 %x)", img.Ref(), n, h.Sum(nil))
+	}
+	return nil
+}
