@@ -173,3 +173,6 @@ func openTestStore(t *testing.T, root string, keys ...ed25519.PrivateKey) *Store
 }
 
 var bg = context.Background()
+
+// io_Reader hides everything but Read (e.g. a file's Stat).
+type io_Reader interface{ Read([]byte) (int, error) }

@@ -531,7 +531,7 @@ func (s *Store) writeSquashfs(ctx context.Context, path string, r io.Reader, m *
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", subject, err)
 	}
-	checkSize := limit
+	checkSize := int64(sb.BytesUsed)
 	if known {
 		checkSize = m.Size
 	}
