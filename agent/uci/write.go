@@ -39,7 +39,7 @@ func Format(f *File) []byte {
 }
 
 // Quote returns v in single quotes as uci export writes it: an embedded
-// single quote becomes '\''.
+// single quote becomes '\”.
 func Quote(v string) string {
 	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
 }
