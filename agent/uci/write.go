@@ -39,7 +39,8 @@ func Format(f *File) []byte {
 }
 
 // Quote returns v in single quotes as uci export writes it: an embedded
-// single quote becomes '\”.
+// single quote closes the quote, is backslash-escaped, and reopens it
+// (so it's becomes 'it', backslash-quote, 's' run together).
 func Quote(v string) string {
 	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
 }
