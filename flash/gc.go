@@ -1,0 +1,52 @@
+package flash
+
+import (
+	"context"
+	"errors"
+)
+
+// GCOptions control GC.
+type GCOptions struct {
+	// Keep is how many of the newest versions of each name survive even
+	// when nothing uses them (0: only images in use survive).
+	Keep int
+	// InUse reports whether a container references the image; whoever
+	// knows the containers (agent, CLI) supplies it. nil = nothing in use.
+	InUse  func(digest string) bool
+	DryRun bool
+}
+
+// GC removes images nothing references, beyond the newest opt.Keep
+// versions of each name, and sweeps temp files. It returns what it removed
+// (or would remove, with DryRun) and the bytes freed.
+func (s *Store) GC(ctx context.Context, opt GCOptions) ([]*Image, int64, error) {
+	unlock, err := s.lock(ctx) // also sweeps tmp/
+	if err != nil {
+		return nil, 0, err
+	}
+	defer unlock()
+	imgs, lerrs := s.List()
+	var removed []*Image
+	var freed int64
+	var errs []error
+	seen := map[string]int{}
+	for _, img := range imgs { // newest first within a name
+		n := seen[img.Manifest.Name]
+		seen[img.Manifest.Name]++
+		if n < opt.Keep || (opt.InUse != nil && opt.InUse(img.Digest)) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return removed, freed, err
+		}
+		if !opt.DryRun {
+			if err := s.removeLocked(img); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		removed = append(removed, img)
+		freed += img.Info.DiskBytes
+	}
+	return removed, freed, errors.Join(append(lerrs, errs...)...)
+}
