@@ -1,0 +1,168 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Desired state comes from the device's own document and one per
+// configured group, each retained on its topic. A document is accepted only
+// if it verifies, names the scope of the topic it came on, and is newer than
+// the last one accepted for that scope. The accepted documents are merged
+// (groups in configured order, then the device's own; a later scope's item
+// replaces an earlier one of the same name) and handed to the agent.
+
+func (s *Session) handleDesired(topic string, b []byte) {
+	scope := strings.TrimSuffix(strings.TrimPrefix(topic, Root), "/desired")
+	if len(b) == 0 {
+		// A cleared retained message. Clearing is not signed, so it never
+		// removes anything: undeploying is a new, empty document.
+		return
+	}
+	d, err := s.openDesired(scope, b)
+	if err != nil {
+		s.Logf("fleet %s: desired %s rejected: %v", s.cfg.DeviceID, scope, err)
+		s.emit(Event{Kind: "reject", Msg: truncate(fmt.Sprintf("desired %s: %v", scope, err), 512)})
+		s.dmu.Lock()
+		r := s.reached[scope]
+		r.Errors = []ItemError{{Item: "doc", Code: CodeOf(err), Msg: truncate(err.Error(), 256)}}
+		s.reached[scope] = r
+		s.dmu.Unlock()
+		s.markDirty()
+		return
+	}
+	if d == nil {
+		return // the version already applied, redelivered
+	}
+	select {
+	case s.applyCh <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Session) openDesired(scope string, b []byte) (*Desired, error) {
+	if len(b) > MaxDesiredSize {
+		return nil, &Error{Code: CodeTooLarge, Msg: fmt.Sprintf("%d bytes, limit %d", len(b), MaxDesiredSize)}
+	}
+	p, err := Open(b, CtypeDesired, s.cfg.Keys)
+	if err != nil {
+		return nil, err
+	}
+	d, err := DecodeDesired(p)
+	if err != nil {
+		return nil, err
+	}
+	if d.Scope != scope {
+		return nil, &Error{Code: CodeUnauthorized, Msg: fmt.Sprintf("document for %q published on %q", d.Scope, scope)}
+	}
+	s.dmu.Lock()
+	defer s.dmu.Unlock()
+	if cur := s.docs[scope]; cur != nil {
+		if d.Version == cur.Version {
+			return nil, nil
+		}
+		if d.Version < cur.Version {
+			return nil, &Error{Code: CodeReplay, Msg: fmt.Sprintf("version %d is older than %d, already accepted", d.Version, cur.Version)}
+		}
+	}
+	s.docs[scope] = d
+	r := s.reached[scope]
+	r.Applying = d.Version
+	s.reached[scope] = r
+	return d, nil
+}
+
+// applyLoop hands the merged documents to the agent, one apply at a time;
+// documents arriving meanwhile are merged into the next apply.
+func (s *Session) applyLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.applyCh:
+		}
+		s.applyOnce(ctx)
+	}
+}
+
+func (s *Session) applyOnce(ctx context.Context) {
+	scopes := make([]string, 0, len(s.cfg.Groups)+1)
+	for _, g := range s.cfg.Groups {
+		scopes = append(scopes, "group/"+g)
+	}
+	scopes = append(scopes, "dev/"+s.cfg.DeviceID)
+	s.dmu.Lock()
+	docs := make(map[string]*Desired, len(s.docs))
+	for k, v := range s.docs {
+		docs[k] = v
+	}
+	s.dmu.Unlock()
+
+	owner := map[string]string{} // item → scope that provides it
+	var imgs []ImageRef
+	var ctrs []ContainerSpec
+	iIdx, cIdx := map[string]int{}, map[string]int{}
+	for _, sc := range scopes {
+		d := docs[sc]
+		if d == nil {
+			continue
+		}
+		for _, im := range d.Images {
+			owner["image/"+im.Name] = sc
+			if i, ok := iIdx[im.Name]; ok {
+				imgs[i] = im
+			} else {
+				iIdx[im.Name] = len(imgs)
+				imgs = append(imgs, im)
+			}
+		}
+		for _, c := range d.Containers {
+			owner["container/"+c.Name] = sc
+			if i, ok := cIdx[c.Name]; ok {
+				ctrs[i] = c
+			} else {
+				cIdx[c.Name] = len(ctrs)
+				ctrs = append(ctrs, c)
+			}
+		}
+	}
+	actx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+	errs := func() (errs []ItemError) {
+		defer func() {
+			if p := recover(); p != nil {
+				errs = []ItemError{{Item: "doc", Code: CodeInternal, Msg: fmt.Sprintf("panic: %v", p)}}
+			}
+		}()
+		return s.agent.Apply(actx, imgs, ctrs)
+	}()
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	per := map[string][]ItemError{}
+	for _, e := range errs {
+		sc := owner[e.Item]
+		if sc == "" {
+			for _, x := range scopes { // not attributable: every applied scope
+				if docs[x] != nil {
+					per[x] = append(per[x], e)
+				}
+			}
+			continue
+		}
+		per[sc] = append(per[sc], e)
+		s.emit(Event{Kind: "error", Container: strings.TrimPrefix(e.Item, "container/"), Msg: truncate(fmt.Sprintf("desired %s: %s: %s", sc, e.Item, e.Msg), 512)})
+	}
+	s.dmu.Lock()
+	for sc, d := range docs {
+		r := Reached{Version: d.Version, Errors: per[sc]}
+		if cur := s.docs[sc]; cur != nil && cur.Version != d.Version {
+			r.Applying = cur.Version // a newer one came in meanwhile
+		}
+		s.reached[sc] = r
+	}
+	s.dmu.Unlock()
+	s.markDirty()
+}
