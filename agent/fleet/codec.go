@@ -299,4 +299,3 @@ func peekID(b []byte) string {
 	}
 	return ""
 }
-

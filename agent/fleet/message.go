@@ -27,7 +27,7 @@ type Status struct {
 	Images     []Image            `cbor:"6,keyasint,omitempty"`
 	Containers []Container        `cbor:"7,keyasint,omitempty"`
 	Flash      *Flash             `cbor:"8,keyasint,omitempty"`
-	Reached    map[string]Reached `cbor:"9,keyasint,omitempty"` // scope ("dev" or "group/<g>") → version reached
+	Reached    map[string]Reached `cbor:"9,keyasint,omitempty"`  // scope ("dev" or "group/<g>") → version reached
 	Dropped    uint64             `cbor:"10,keyasint,omitempty"` // events dropped from the offline queue
 	Groups     []string           `cbor:"11,keyasint,omitempty"`
 }
@@ -175,17 +175,17 @@ type ImageRef struct {
 // ContainerSpec is a container as the operator wants it, the same options
 // as a `config container` section in /etc/config/otok.
 type ContainerSpec struct {
-	Name      string   `cbor:"1,keyasint" json:"name"`
-	Image     string   `cbor:"2,keyasint" json:"image"`
-	Argv      []string `cbor:"3,keyasint,omitempty" json:"command,omitempty"`
-	Env       []string `cbor:"4,keyasint,omitempty" json:"env,omitempty"`
-	Net       string   `cbor:"5,keyasint,omitempty" json:"net,omitempty"`
-	IP        string   `cbor:"6,keyasint,omitempty" json:"ip,omitempty"`
-	Restart   string   `cbor:"7,keyasint,omitempty" json:"restart,omitempty"`
-	Memory    uint64   `cbor:"8,keyasint,omitempty" json:"memory,omitempty"`
-	CPUs      string   `cbor:"9,keyasint,omitempty" json:"cpus,omitempty"`
-	Mounts    []string `cbor:"10,keyasint,omitempty" json:"mounts,omitempty"`
-	Publish   []string `cbor:"11,keyasint,omitempty" json:"publish,omitempty"`
-	Stopped   bool     `cbor:"12,keyasint,omitempty" json:"stopped,omitempty"`
-	Persistent bool    `cbor:"13,keyasint,omitempty" json:"persistent,omitempty"`
+	Name       string   `cbor:"1,keyasint" json:"name"`
+	Image      string   `cbor:"2,keyasint" json:"image"`
+	Argv       []string `cbor:"3,keyasint,omitempty" json:"command,omitempty"`
+	Env        []string `cbor:"4,keyasint,omitempty" json:"env,omitempty"`
+	Net        string   `cbor:"5,keyasint,omitempty" json:"net,omitempty"`
+	IP         string   `cbor:"6,keyasint,omitempty" json:"ip,omitempty"`
+	Restart    string   `cbor:"7,keyasint,omitempty" json:"restart,omitempty"`
+	Memory     uint64   `cbor:"8,keyasint,omitempty" json:"memory,omitempty"`
+	CPUs       string   `cbor:"9,keyasint,omitempty" json:"cpus,omitempty"`
+	Mounts     []string `cbor:"10,keyasint,omitempty" json:"mounts,omitempty"`
+	Publish    []string `cbor:"11,keyasint,omitempty" json:"publish,omitempty"`
+	Stopped    bool     `cbor:"12,keyasint,omitempty" json:"stopped,omitempty"`
+	Persistent bool     `cbor:"13,keyasint,omitempty" json:"persistent,omitempty"`
 }

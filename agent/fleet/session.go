@@ -176,9 +176,9 @@ func (s *Session) connect(ctx context.Context, broker string) (*link, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := mqtt.NewClientOptions().AddBroker(broker).SetClientID("otok-" + id).
+	o := mqtt.NewClientOptions().AddBroker(broker).SetClientID("otok-"+id).
 		SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
-		SetKeepAlive(s.cfg.KeepAlive).SetPingTimeout(10 * time.Second).
+		SetKeepAlive(s.cfg.KeepAlive).SetPingTimeout(10*time.Second).
 		SetConnectTimeout(opTimeout).SetWriteTimeout(opTimeout).SetOrderMatters(false).
 		SetBinaryWill(DevTopic(id, "state"), will, 1, true).
 		SetConnectionLostHandler(func(mqtt.Client, error) { l.lost() })
