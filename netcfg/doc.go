@@ -1,0 +1,44 @@
+// Package netcfg attaches containers to the network over netlink: modes
+// none (loopback only), host (the host's namespace, nothing to do), bridge
+// (a veth pair whose host end joins br-lan, another bridge, or the
+// otok-owned NAT bridge otok0), macvlan and ipvlan on a device port,
+// optionally in a VLAN whose sub-interface is created on demand and removed
+// with its last user. It sets stable locally administered MACs, static
+// addresses and routes, runs a small DHCPv4 client inside the container's
+// network namespace, writes /etc/resolv.conf and /etc/hosts into the
+// container's root, and publishes ports through an otok-owned nftables
+// table.
+//
+// Everything it creates outside the container's namespace carries a tag —
+// the link alias "otok:<container>" (shared links: "otok:+vlan",
+// "otok:+bridge"), nftables rules whose user data names the container —
+// and a small JSON record under the state directory (tmpfs, never flash).
+// Detach removes what Attach made; Sweep removes what a crash left behind.
+//
+// netcfg knows nothing of container runtimes, images, MQTT, ubus or board
+// files: it is given a network namespace path, a directory to write /etc
+// files into, and a function that turns port names ("lan3", "wan") into
+// kernel links. It talks netlink only (vishvananda/netlink handles made
+// with NETLINK_ROUTE alone, google/nftables), never runs ip, iptables or
+// nft.
+//
+// Usage:
+//
+//	spec, err := netcfg.ParseNet("macvlan:lan3.10,mode=bridge")
+//	a, err := netcfg.ParseAddr("dhcp")
+//	spec.Addrs = append(spec.Addrs, a)
+//	rec, err := netcfg.Attach(ctx, netcfg.Config{
+//		Container: "dns", Spec: spec,
+//		NetNS:     "/proc/1234/ns/net", RootDir: "/proc/1234/root",
+//		StateDir:  "/run/otok/net", Resolve: resolvePort,
+//	})
+//	…
+//	err = netcfg.Detach(ctx, "/run/otok/net", "dns", "")
+//	err = netcfg.Sweep(ctx, "/run/otok/net", "", isRunning)
+//
+// DHCP renewal: Attach obtains the lease synchronously and records it.
+// Keeping it is the job of a long-lived process that calls Maintain (the
+// agent for every container; `otok run` in the foreground for its own); a
+// container whose lease nobody renews keeps its address until the lease
+// expires, then the server may hand it out again.
+package netcfg

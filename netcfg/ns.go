@@ -1,0 +1,83 @@
+package netcfg
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// nsHandle is an open network namespace with a NETLINK_ROUTE socket in it.
+// Only NETLINK_ROUTE: netlink.NewHandleAt would otherwise also open XFRM
+// and NETFILTER sockets and fail where those modules are absent.
+type nsHandle struct {
+	path string // "" = the namespace the process started in
+	ns   netns.NsHandle
+	h    *netlink.Handle
+}
+
+// openNS opens the network namespace at path ("" = the caller's own).
+func openNS(path string) (*nsHandle, error) {
+	var ns netns.NsHandle
+	var err error
+	if path == "" {
+		ns, err = netns.Get()
+	} else {
+		ns, err = netns.GetFromPath(path)
+	}
+	if err != nil {
+		if path == "" {
+			path = "current network namespace"
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		ns.Close()
+		return nil, fmt.Errorf("netlink in %s: %w", path, err)
+	}
+	return &nsHandle{path: path, ns: ns, h: h}, nil
+}
+
+func (n *nsHandle) Close() {
+	if n == nil {
+		return
+	}
+	n.h.Close()
+	n.ns.Close()
+}
+
+// fd is the namespace file descriptor, for IFLA_NET_NS_FD.
+func (n *nsHandle) fd() netlink.NsFd { return netlink.NsFd(int(n.ns)) }
+
+// inNS runs fn on a locked OS thread switched into the namespace ns: for
+// what netlink cannot do from outside (sockets of the DHCP client,
+// /proc/sys/net). If switching back fails the thread stays locked, so the
+// Go runtime retires it rather than reuse a thread in the wrong namespace.
+func inNS(ns netns.NsHandle, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(ns); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("setns: %w", err)
+			return
+		}
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			errc <- fmt.Errorf("setns back: %w", err) // thread stays locked: discarded
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
