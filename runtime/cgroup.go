@@ -1,0 +1,200 @@
+package runtime
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// cgroupParent is the cgroup (under each hierarchy) holding every container.
+const cgroupParent = "otok"
+
+// cgroup is one container's cgroup, v1 (one directory per controller) or
+// v2 (one directory).
+type cgroup interface {
+	// create makes the cgroup and applies the limits.
+	create(r Resources, devices []Device) error
+	// join moves process pid into the cgroup.
+	join(pid int) error
+	// joinThread moves the calling thread (locked) into the cgroup, so the
+	// processes it forks start inside (v1); v2 returns a directory fd for
+	// clone3's CLONE_INTO_CGROUP instead.
+	joinThread() (cgroupFd int, err error)
+	oomKilled() bool
+	stats() (CgroupStats, error)
+	// destroy kills what is left and removes the directories.
+	destroy() error
+	// paths lists the directories (for inspect).
+	paths() []string
+}
+
+// CgroupStats are the counters `otok stats` shows.
+type CgroupStats struct {
+	MemoryUsage int64   `json:"memoryUsage"`
+	MemoryLimit int64   `json:"memoryLimit"` // 0 = none
+	CPUNanos    int64   `json:"cpuNanos"`
+	Pids        int64   `json:"pids"`
+	PidsLimit   int64   `json:"pidsLimit"` // 0 = none
+	OOMKills    int64   `json:"oomKills"`
+	CPUPercent  float64 `json:"cpuPercent,omitempty"`
+}
+
+// CgroupLayout is what this host offers.
+type CgroupLayout struct {
+	Version int    // 1 (incl. hybrid with v1 controllers) or 2
+	Root    string // /sys/fs/cgroup, or the v2 mount for v2
+	// V1 maps controller → hierarchy directory name ("cpu" → "cpu,cpuacct").
+	V1 map[string]string
+}
+
+// DetectCgroups finds the cgroup layout: pure v2 (OpenWrt), v1, or hybrid
+// (Debian with systemd's legacy mode: v1 controllers plus an empty v2 tree
+// at /sys/fs/cgroup/unified, which otok leaves alone).
+func DetectCgroups(root string) (*CgroupLayout, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(root, &st); err != nil {
+		return nil, fmt.Errorf("cgroups %s: %w", root, err)
+	}
+	if st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return &CgroupLayout{Version: 2, Root: root}, nil
+	}
+	l := &CgroupLayout{Version: 1, Root: root, V1: map[string]string{}}
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("cgroups %s: %w", root, err)
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if name == "unified" || strings.HasPrefix(name, "name=") || name == "systemd" {
+			continue
+		}
+		full := filepath.Join(root, name)
+		if e.Type()&os.ModeSymlink != 0 {
+			continue // "cpu" → "cpu,cpuacct": the real directory is listed too
+		}
+		if _, err := os.Stat(filepath.Join(full, "cgroup.procs")); err != nil {
+			continue
+		}
+		for _, c := range strings.Split(name, ",") {
+			l.V1[c] = name
+		}
+	}
+	if len(l.V1) == 0 {
+		// Only an empty v2 tree somewhere (hybrid without controllers).
+		if u := filepath.Join(root, "unified"); statfsType(u) == unix.CGROUP2_SUPER_MAGIC {
+			return &CgroupLayout{Version: 2, Root: u}, nil
+		}
+		return nil, fmt.Errorf("cgroups %s: no controllers found", root)
+	}
+	return l, nil
+}
+
+func statfsType(p string) int64 {
+	var st unix.Statfs_t
+	if unix.Statfs(p, &st) != nil {
+		return 0
+	}
+	return int64(st.Type)
+}
+
+// Hierarchies lists the v1 hierarchy directory names (for mounting them in
+// the container).
+func (l *CgroupLayout) Hierarchies() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, h := range l.V1 {
+		if !seen[h] {
+			seen[h] = true
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func (l *CgroupLayout) forContainer(name string) cgroup {
+	if l.Version == 2 {
+		return &cgroupV2{dir: filepath.Join(l.Root, cgroupParent, name), root: l.Root}
+	}
+	return &cgroupV1{layout: l, name: name}
+}
+
+// writeFile writes one cgroup control file.
+func writeFile(dir, file, val string) error {
+	p := filepath.Join(dir, file)
+	if err := os.WriteFile(p, []byte(val), 0o644); err != nil {
+		return fmt.Errorf("cgroup %s=%s: %w", p, val, unwrapPathErr(err))
+	}
+	return nil
+}
+
+func unwrapPathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func readInt(dir, file string) int64 {
+	b, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		return 0
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "max" {
+		return 0
+	}
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
+// readKey reads "key value" lines (memory.events, cpu.stat, oom_control).
+func readKey(dir, file, key string) int64 {
+	b, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		return 0
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 2 && f[0] == key {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// killAndRemove kills every process in dir and removes it, retrying while
+// the kernel finishes reaping.
+func killAndRemove(dir string) error {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := unix.Rmdir(dir)
+		if err == nil || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			return fmt.Errorf("cgroup %s: remove: %w", dir, err)
+		}
+		if b, rerr := os.ReadFile(filepath.Join(dir, "cgroup.procs")); rerr == nil {
+			for _, f := range strings.Fields(string(b)) {
+				if pid, _ := strconv.Atoi(f); pid > 0 {
+					_ = unix.Kill(pid, unix.SIGKILL)
+				}
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

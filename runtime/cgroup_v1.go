@@ -1,0 +1,176 @@
+package runtime
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// cgroupV1 is a container's cgroup on v1 hierarchies:
+// <root>/<hierarchy>/otok/<name> for each controller otok uses.
+type cgroupV1 struct {
+	layout *CgroupLayout
+	name   string
+}
+
+// v1Controllers are the controllers otok creates a cgroup in (when the
+// host has them).
+var v1Controllers = []string{"memory", "cpu", "cpuacct", "pids", "devices", "freezer", "blkio"}
+
+func (c *cgroupV1) dir(ctrl string) string {
+	h, ok := c.layout.V1[ctrl]
+	if !ok {
+		return ""
+	}
+	return filepath.Join(c.layout.Root, h, cgroupParent, c.name)
+}
+
+func (c *cgroupV1) paths() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, ctrl := range v1Controllers {
+		if d := c.dir(ctrl); d != "" && !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (c *cgroupV1) create(r Resources, devices []Device) error {
+	for _, d := range c.paths() {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("cgroup %s: %w", d, err)
+		}
+	}
+	if d := c.dir("memory"); d != "" && r.Memory > 0 {
+		if err := writeFile(d, "memory.limit_in_bytes", strconv.FormatInt(r.Memory, 10)); err != nil {
+			return err
+		}
+		if _, err := os.Stat(filepath.Join(d, "memory.memsw.limit_in_bytes")); err == nil {
+			sw := r.MemorySwap
+			if sw == 0 {
+				sw = 2 * r.Memory // Docker's default: as much swap as memory
+			}
+			if err := writeFile(d, "memory.memsw.limit_in_bytes", strconv.FormatInt(sw, 10)); err != nil {
+				return err
+			}
+		} else if r.MemorySwap > 0 && r.MemorySwap != r.Memory {
+			return fmt.Errorf("cgroup %s: --memory-swap needs swap accounting (swapaccount=1)", d)
+		}
+	}
+	if d := c.dir("cpu"); d != "" {
+		if r.CPUs > 0 {
+			const period = 100000
+			if err := writeFile(d, "cpu.cfs_period_us", strconv.Itoa(period)); err != nil {
+				return err
+			}
+			if err := writeFile(d, "cpu.cfs_quota_us", strconv.FormatInt(int64(r.CPUs*period), 10)); err != nil {
+				return err
+			}
+		}
+		shares := r.CPUShares
+		if shares == 0 && r.CPUWeight > 0 {
+			shares = weightToShares(r.CPUWeight)
+		}
+		if shares > 0 {
+			if err := writeFile(d, "cpu.shares", strconv.FormatInt(shares, 10)); err != nil {
+				return err
+			}
+		}
+	}
+	if d := c.dir("pids"); d != "" && r.PidsLimit > 0 {
+		if err := writeFile(d, "pids.max", strconv.FormatInt(r.PidsLimit, 10)); err != nil {
+			return err
+		}
+	}
+	if d := c.dir("devices"); d != "" {
+		if err := writeFile(d, "devices.deny", "a"); err != nil {
+			return err
+		}
+		allow := []string{"c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+			"c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm" /* tun */}
+		for _, dev := range devices {
+			var st unix.Stat_t
+			if unix.Stat(dev.Path, &st) == nil {
+				t := "c"
+				if st.Mode&unix.S_IFMT == unix.S_IFBLK {
+					t = "b"
+				}
+				allow = append(allow, fmt.Sprintf("%s %d:%d rwm", t, unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev))))
+			}
+		}
+		for _, a := range allow {
+			if err := writeFile(d, "devices.allow", a); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// weightToShares maps a v2 weight (1..10000, default 100) to v1 shares
+// (2..262144, default 1024).
+func weightToShares(w int64) int64 { return 2 + ((w-1)*262142)/9999 }
+
+// sharesToWeight is the inverse mapping.
+func sharesToWeight(s int64) int64 { return 1 + ((s-2)*9999)/262142 }
+
+func (c *cgroupV1) join(pid int) error {
+	for _, d := range c.paths() {
+		if err := writeFile(d, "cgroup.procs", strconv.Itoa(pid)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *cgroupV1) joinThread() (int, error) {
+	tid := strconv.Itoa(unix.Gettid())
+	for _, d := range c.paths() {
+		if err := writeFile(d, "tasks", tid); err != nil {
+			return -1, err
+		}
+	}
+	return -1, nil
+}
+
+func (c *cgroupV1) oomKilled() bool {
+	d := c.dir("memory")
+	return d != "" && readKey(d, "memory.oom_control", "oom_kill") > 0
+}
+
+func (c *cgroupV1) stats() (CgroupStats, error) {
+	var s CgroupStats
+	if d := c.dir("memory"); d != "" {
+		s.MemoryUsage = readInt(d, "memory.usage_in_bytes")
+		if l := readInt(d, "memory.limit_in_bytes"); l < 1<<62 {
+			s.MemoryLimit = l
+		}
+		s.OOMKills = readKey(d, "memory.oom_control", "oom_kill")
+	}
+	if d := c.dir("cpuacct"); d != "" {
+		s.CPUNanos = readInt(d, "cpuacct.usage")
+	}
+	if d := c.dir("pids"); d != "" {
+		s.Pids = readInt(d, "pids.current")
+		s.PidsLimit = readInt(d, "pids.max")
+	}
+	return s, nil
+}
+
+func (c *cgroupV1) destroy() error {
+	var first error
+	// Kill through one hierarchy first (every process is in all of them).
+	for _, d := range c.paths() {
+		if err := killAndRemove(d); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

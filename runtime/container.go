@@ -1,0 +1,556 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Runtime manages the containers whose state lives under Root.
+type Runtime struct {
+	// Root is the state directory (tmpfs, e.g. /run/otok); containers are
+	// under Root/containers/<name>/.
+	Root string
+	// InitArgs re-exec /proc/self/exe as the init stage: the program's
+	// entry must call InitMain for these arguments (e.g. {"otok", "init"}).
+	InitArgs []string
+	// ExecArgs likewise for the exec stage (ExecMain).
+	ExecArgs []string
+	// CgroupRoot is where cgroups are mounted ("" = /sys/fs/cgroup).
+	CgroupRoot string
+
+	layoutOnce sync.Once
+	layout     *CgroupLayout
+	layoutErr  error
+}
+
+// IO are a process's standard streams. For a terminal, all three are the
+// pty slave. nil means /dev/null.
+type IO struct {
+	Stdin, Stdout, Stderr *os.File
+}
+
+// CreateOptions tune Create.
+type CreateOptions struct {
+	IO IO
+	// KillOnParentExit kills the container if the creating thread's
+	// process dies (foreground `otok run`).
+	KillOnParentExit bool
+}
+
+// Container is a created container as seen by its parent process (the
+// one that can Wait for it).
+type Container struct {
+	r     *Runtime
+	Name  string
+	cmd   *exec.Cmd
+	cg    cgroup
+	state *State
+}
+
+// initConfig travels from the parent to the init stage over a pipe.
+type initConfig struct {
+	Spec          Spec     `json:"spec"`
+	Dir           string   `json:"dir"`
+	CgroupVersion int      `json:"cgroupVersion"`
+	CgroupV1      []string `json:"cgroupV1,omitempty"`
+	Caps          uint64   `json:"caps"`
+	LastCap       int      `json:"lastCap"`
+	Seccomp       bool     `json:"seccomp"`
+	SeccompAdmin  bool     `json:"seccompAdmin"`
+}
+
+// Cgroups returns the host's cgroup layout (detected once).
+func (r *Runtime) Cgroups() (*CgroupLayout, error) {
+	r.layoutOnce.Do(func() {
+		root := r.CgroupRoot
+		if root == "" {
+			root = "/sys/fs/cgroup"
+		}
+		r.layout, r.layoutErr = DetectCgroups(root)
+	})
+	return r.layout, r.layoutErr
+}
+
+func (r *Runtime) cgroupFor(name string) (cgroup, error) {
+	l, err := r.Cgroups()
+	if err != nil {
+		return nil, err
+	}
+	return l.forContainer(name), nil
+}
+
+// ErrNameInUse is returned by Create for a taken name.
+var ErrNameInUse = errors.New("name already in use")
+
+// Create sets up a container up to the point where only exec of the user
+// process remains: the init stage runs in new namespaces, in the cgroup,
+// with its root filesystem mounted and pivoted, and waits. Between Create
+// and Start the caller may configure /proc/<Pid>/ns/net.
+func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *Container, err error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	name := spec.Name
+	caps, _ := spec.capabilities()
+	layout, err := r.Cgroups()
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", name, err)
+	}
+	if err := os.MkdirAll(r.containersDir(), 0o711); err != nil {
+		return nil, fmt.Errorf("container %s: state dir: %w", name, err)
+	}
+	dir := r.Dir(name)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("container %s: %w", name, ErrNameInUse)
+		}
+		return nil, fmt.Errorf("container %s: state dir: %w", name, err)
+	}
+	cg := layout.forContainer(name)
+	var cmd *exec.Cmd
+	defer func() {
+		if err == nil {
+			return
+		}
+		if cmd != nil && cmd.Process != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		cg.destroy()
+		os.RemoveAll(dir)
+	}()
+	for _, d := range []string{"rootfs", "rw"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, fmt.Errorf("container %s: %w", name, err)
+		}
+	}
+	if err := unix.Mkfifo(filepath.Join(dir, "start.fifo"), 0o600); err != nil {
+		return nil, fmt.Errorf("container %s: start fifo: %w", name, err)
+	}
+	if err := cg.create(spec.Resources, spec.Devices); err != nil {
+		return nil, fmt.Errorf("container %s: %w", name, err)
+	}
+
+	cfg := initConfig{
+		Spec: *spec, Dir: dir, CgroupVersion: layout.Version, Caps: caps, LastCap: lastCap(),
+		Seccomp:      !spec.Privileged && !spec.NoSeccomp,
+		SeccompAdmin: caps&(1<<unix.CAP_SYS_ADMIN) != 0,
+	}
+	if layout.Version == 1 {
+		cfg.CgroupV1 = layout.Hierarchies()
+	}
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer specR.Close()
+	defer specW.Close()
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer statusR.Close()
+	defer statusW.Close()
+
+	cmd = &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       r.InitArgs,
+		Env:        []string{},
+		Stdin:      o.IO.Stdin,
+		Stdout:     o.IO.Stdout,
+		Stderr:     o.IO.Stderr,
+		ExtraFiles: []*os.File{specR, statusW},
+	}
+	uids, gids := spec.idMaps()
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:                 spec.cloneFlags(),
+		Setsid:                     true,
+		Setctty:                    spec.Process.Terminal,
+		Ctty:                       0,
+		UidMappings:                uids,
+		GidMappings:                gids,
+		GidMappingsEnableSetgroups: true,
+	}
+	if o.KillOnParentExit {
+		cmd.SysProcAttr.Pdeathsig = unix.SIGKILL
+	}
+	if fd, err := cgroupFD(cg); err == nil && fd >= 0 {
+		defer unix.Close(fd)
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = fd
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("container %s: start init: %w", name, err)
+	}
+	specR.Close()
+	statusW.Close()
+	if !cmd.SysProcAttr.UseCgroupFD {
+		if err := cg.join(cmd.Process.Pid); err != nil {
+			return nil, fmt.Errorf("container %s: %w", name, err)
+		}
+	}
+	if err := json.NewEncoder(specW).Encode(&cfg); err != nil {
+		return nil, fmt.Errorf("container %s: send spec: %w", name, err)
+	}
+	specW.Close()
+	if err := readStatus(ctx, statusR, cmd.Process); err != nil {
+		return nil, fmt.Errorf("container %s: %w", name, err)
+	}
+	start, _ := procStart(cmd.Process.Pid)
+	st := &State{
+		Spec: *spec, Status: StatusCreated, Pid: cmd.Process.Pid, PidStart: start,
+		ParentPid: os.Getpid(), Created: time.Now().UTC(), Cgroups: cg.paths(),
+		CgroupVer: layout.Version, Caps: CapNames(caps), Seccomp: cfg.Seccomp,
+	}
+	if err := r.save(st); err != nil {
+		return nil, err
+	}
+	return &Container{r: r, Name: name, cmd: cmd, cg: cg, state: st}, nil
+}
+
+// cgroupFD returns a v2 cgroup directory fd for CLONE_INTO_CGROUP, or -1.
+func cgroupFD(cg cgroup) (int, error) {
+	if v2, ok := cg.(*cgroupV2); ok {
+		return v2.joinThread()
+	}
+	return -1, nil
+}
+
+// readStatus waits for the init stage's "ready" line or its error.
+func readStatus(ctx context.Context, r *os.File, p *os.Process) error {
+	type res struct {
+		line string
+		err  error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		line, err := bufio.NewReader(r).ReadString('\n')
+		ch <- res{line, err}
+	}()
+	select {
+	case <-ctx.Done():
+		p.Kill()
+		return ctx.Err()
+	case x := <-ch:
+		line := strings.TrimSpace(x.line)
+		switch {
+		case line == "ready":
+			return nil
+		case strings.HasPrefix(line, "error "):
+			return errors.New(strings.TrimPrefix(line, "error "))
+		case x.err != nil:
+			return fmt.Errorf("init stage died before it was ready")
+		}
+		return fmt.Errorf("init stage: unexpected %q", line)
+	}
+}
+
+// Pid is the container init's pid in the host's pid namespace.
+func (c *Container) Pid() int { return c.cmd.Process.Pid }
+
+// State is the state recorded at creation.
+func (c *Container) State() *State { return c.state }
+
+// Start lets the created container exec its process.
+func (c *Container) Start(ctx context.Context) error { return c.r.Start(ctx, c.Name) }
+
+// Start releases a created container's init (waiting on its start fifo).
+func (r *Runtime) Start(ctx context.Context, name string) error {
+	unlock, err := r.lock(name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	s, err := r.load(name)
+	if err != nil {
+		return err
+	}
+	if s.Status != StatusCreated {
+		return fmt.Errorf("container %s: is %s, not created", name, s.Status)
+	}
+	fifo := filepath.Join(r.Dir(name), "start.fifo")
+	fd, err := unix.Open(fifo, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("container %s: open start fifo: %w", name, err)
+	}
+	defer unix.Close(fd)
+	for {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(pfd, 20)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("container %s: poll start fifo: %w", name, err)
+		}
+		if n > 0 {
+			var b [1]byte
+			if k, _ := unix.Read(fd, b[:]); k == 1 {
+				break
+			}
+		}
+		if !s.alive() {
+			return fmt.Errorf("container %s: init exited before start", name)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("container %s: start: %w", name, ctx.Err())
+		}
+	}
+	os.Remove(fifo)
+	s.Status = StatusRunning
+	s.Started = time.Now().UTC()
+	return r.save(s)
+}
+
+// ExitCode maps a wait status to a shell-style code: the exit status, or
+// 128+N for a process killed by signal N.
+func ExitCode(ws syscall.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+// Wait waits for the container's init to exit, records the exit (code,
+// OOM kill) and removes the cgroup. Only the creating process can Wait.
+func (c *Container) Wait(ctx context.Context) (*State, error) {
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			c.cmd.Process.Kill()
+		case <-done:
+		}
+	}()
+	werr := c.cmd.Wait()
+	close(done)
+	code := -1
+	reason := ""
+	if ps := c.cmd.ProcessState; ps != nil {
+		ws := ps.Sys().(syscall.WaitStatus)
+		code = ExitCode(ws)
+		if ws.Signaled() {
+			reason = "killed by " + unix.SignalName(ws.Signal())
+		} else {
+			reason = fmt.Sprintf("exited with %d", ws.ExitStatus())
+		}
+	} else if werr != nil {
+		reason = werr.Error()
+	}
+	oom := c.cg.oomKilled()
+	if oom {
+		reason = "OOM killed (memory limit)"
+	}
+	cgErr := c.cg.destroy()
+	unlock, err := c.r.lock(c.Name)
+	if err != nil {
+		// Removed meanwhile (rm -f): report what we saw.
+		st := *c.state
+		st.Status, st.ExitCode, st.OOMKilled, st.ExitReason = StatusStopped, code, oom, reason
+		return &st, nil
+	}
+	defer unlock()
+	st, err := c.r.load(c.Name)
+	if err != nil {
+		st = c.state
+	}
+	st.Status = StatusStopped
+	st.ExitCode = code
+	st.OOMKilled = oom
+	st.ExitReason = reason
+	st.Finished = time.Now().UTC()
+	if err := c.r.save(st); err != nil {
+		return st, err
+	}
+	return st, cgErr
+}
+
+// Kill sends sig to the container's init.
+func (r *Runtime) Kill(name string, sig syscall.Signal) error {
+	s, err := r.State(name)
+	if err != nil {
+		return err
+	}
+	if !s.Alive() {
+		return fmt.Errorf("container %s: not running", name)
+	}
+	if err := unix.Kill(s.Pid, sig); err != nil {
+		return fmt.Errorf("container %s: kill %s: %w", name, unix.SignalName(sig), err)
+	}
+	return nil
+}
+
+// Stop sends the stop signal, waits up to timeout for the init to exit,
+// then kills it. It returns when the init is gone.
+func (r *Runtime) Stop(ctx context.Context, name string, timeout time.Duration) error {
+	s, err := r.State(name)
+	if err != nil {
+		return err
+	}
+	if !s.Alive() {
+		return nil
+	}
+	if s.Status == StatusCreated {
+		timeout = 0 // nothing runs yet
+	} else if err := unix.Kill(s.Pid, s.Spec.stopSignal()); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("container %s: stop: %w", name, err)
+	}
+	if waitExit(ctx, s, timeout) {
+		return nil
+	}
+	if err := unix.Kill(s.Pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("container %s: kill: %w", name, err)
+	}
+	if !waitExit(ctx, s, 10*time.Second) {
+		return fmt.Errorf("container %s: init %d survived SIGKILL", name, s.Pid)
+	}
+	return nil
+}
+
+// waitExit waits until s's init has exited (is a zombie or gone).
+func waitExit(ctx context.Context, s *State, timeout time.Duration) bool {
+	fd, err := unix.PidfdOpen(s.Pid, 0)
+	deadline := time.Now().Add(timeout)
+	if err == nil {
+		defer unix.Close(fd)
+	}
+	for {
+		if !s.alive() {
+			return true
+		}
+		left := time.Until(deadline)
+		if left <= 0 || ctx.Err() != nil {
+			return false
+		}
+		if fd >= 0 && err == nil {
+			ms := int(left / time.Millisecond)
+			if ms > 100 {
+				ms = 100
+			}
+			unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, ms)
+		} else {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// Delete removes a stopped container: its cgroup and state directory. With
+// force a running container is killed first. It returns the last state so
+// the caller can release what it attached (image mount, network).
+func (r *Runtime) Delete(ctx context.Context, name string, force bool) (*State, error) {
+	s, err := r.State(name)
+	if err != nil {
+		return nil, err
+	}
+	if s.Alive() {
+		if !force {
+			return nil, fmt.Errorf("container %s: is %s (stop it first, or rm -f)", name, s.Status)
+		}
+		unix.Kill(s.Pid, unix.SIGKILL)
+		if !waitExit(ctx, s, 10*time.Second) {
+			return nil, fmt.Errorf("container %s: init %d survived SIGKILL", name, s.Pid)
+		}
+	}
+	unlock, err := r.lock(name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	var errs []error
+	if cg, err := r.cgroupFor(name); err == nil {
+		if err := cg.destroy(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.RemoveAll(r.Dir(name)); err != nil {
+		errs = append(errs, fmt.Errorf("container %s: remove state: %w", name, err))
+	}
+	return s, errors.Join(errs...)
+}
+
+// Stats returns the container's cgroup counters.
+func (r *Runtime) Stats(name string) (*CgroupStats, error) {
+	s, err := r.State(name)
+	if err != nil {
+		return nil, err
+	}
+	cg, err := r.cgroupFor(name)
+	if err != nil {
+		return nil, err
+	}
+	st, err := cg.stats()
+	if err != nil {
+		return nil, fmt.Errorf("container %s: stats: %w", name, err)
+	}
+	_ = s
+	return &st, nil
+}
+
+// Sweep finds containers whose init and parent are both gone without the
+// exit being recorded (the parent was killed), records them as stopped and
+// removes their cgroups; it also removes half-created state directories.
+// It returns the names it changed.
+func (r *Runtime) Sweep(ctx context.Context) ([]string, error) {
+	ents, err := os.ReadDir(r.containersDir())
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var swept []string
+	var errs []error
+	for _, e := range ents {
+		name := e.Name()
+		if !e.IsDir() || !ValidName(name) {
+			continue
+		}
+		s, err := r.load(name)
+		if err != nil {
+			// No state.json: Create was interrupted. Give a concurrent
+			// Create a moment before calling it abandoned.
+			if info, ierr := e.Info(); ierr == nil && time.Since(info.ModTime()) > 30*time.Second {
+				if cg, cerr := r.cgroupFor(name); cerr == nil {
+					cg.destroy()
+				}
+				os.RemoveAll(r.Dir(name))
+				swept = append(swept, name)
+			}
+			continue
+		}
+		if s.Status == StatusStopped || s.alive() || pidAlive(s.ParentPid, 0) && s.ParentPid != os.Getpid() {
+			continue
+		}
+		unlock, err := r.lock(name)
+		if err != nil {
+			continue
+		}
+		if cg, cerr := r.cgroupFor(name); cerr == nil {
+			if err := cg.destroy(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		s.Status = StatusStopped
+		s.ExitCode = -1
+		s.ExitReason = "lost: otok was killed while the container ran"
+		s.Finished = time.Now().UTC()
+		r.save(s)
+		unlock()
+		swept = append(swept, name)
+	}
+	return swept, errors.Join(errs...)
+}
+
+// lockThread pins the calling goroutine to its OS thread for good: the
+// thread is discarded when the goroutine exits.
+func lockThread() { goruntime.LockOSThread() }

@@ -1,0 +1,59 @@
+// Package runtime runs one container: spec, namespaces, the init stage,
+// mounts, pivot_root, /dev, capabilities, seccomp, cgroups (v1, v2,
+// hybrid), rlimits, user namespaces, exec, signals, state and stats.
+//
+// It must not know about MQTT, ubus, UCI, the image store or networking
+// beyond the network namespace mode: the root filesystem arrives as a host
+// directory (a mounted squashfs or a plain tree) and the caller configures
+// /proc/<pid>/ns/net between Create and Start.
+//
+// # Process model
+//
+// Create re-execs /proc/self/exe (Runtime.InitArgs, `otok init`) with
+// Cloneflags for the mount, pid, uts, ipc, cgroup and (unless host/path)
+// net namespaces, plus user with --userns. The spec travels over a pipe
+// (fd 3). The init stage builds the root (overlay of the image and a
+// size-capped tmpfs, or the image read-only), /proc, /sys, a tmpfs /dev
+// with an allow-list of nodes, devpts, shm, mqueue, cgroups and volumes,
+// pivots, masks kernel paths, reports "ready" on fd 4 and blocks opening
+// the start fifo <root>/containers/<name>/start.fifo for writing. Start (in
+// any process) opens the fifo, which lets the init drop privileges
+// (setuid, capabilities, no_new_privs, seccomp, on every thread) and exec
+// the user process as PID 1 — or otok's reaper (Process.Init) with the
+// user process as its child.
+//
+// The process that called Create is the init's parent and the only one
+// that can Wait for its exit status. Without the agent, `otok run -d`
+// makes that a small per-container monitor (a re-exec of otok in its own
+// session, like conmon) which also holds the RAM log ring buffer; the
+// agent will be the parent instead. No state goes to flash: everything is
+// under Runtime.Root (tmpfs, /run/otok).
+//
+// Exec joins the container's cgroup and namespaces from a dedicated,
+// locked OS thread (unshare(CLONE_FS) first, so setns into the mount
+// namespace is allowed), then forks `otok` again as the exec stage, which
+// is inside the container's pid namespace and drops privileges before
+// exec. A user namespace cannot be joined by a multi-threaded process: in
+// a --userns container an exec'd process runs with the host ids its
+// container ids map to and no capabilities.
+//
+// # Defaults
+//
+// Capabilities: DefaultCaps. Seccomp: SeccompFilter (deny list, EPERM).
+// User namespaces: container ids 0..65535 map to host ids
+// DefaultUserNSBase (100000) .. 165535. --privileged grants every
+// capability, disables seccomp, masked and read-only paths and makes /sys
+// writable: it gives the container the host.
+//
+// # Example
+//
+//	r := &runtime.Runtime{Root: "/run/otok", InitArgs: []string{"otok", "init"}}
+//	c, err := r.Create(ctx, &runtime.Spec{
+//		Name:    "web",
+//		Rootfs:  runtime.Rootfs{Path: "/run/otok/images/<digest>"},
+//		Process: runtime.Process{Args: []string{"/bin/httpd", "-f"}},
+//	}, runtime.CreateOptions{})
+//	// configure /proc/<c.Pid()>/ns/net here
+//	err = c.Start(ctx)
+//	st, err := c.Wait(ctx) // st.ExitCode, st.OOMKilled
+package runtime

@@ -1,0 +1,302 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Init stage file descriptors (ExtraFiles of the re-exec).
+const (
+	fdSpec   = 3 // initConfig JSON, parent → init
+	fdStatus = 4 // "ready\n" or "error …\n", init → parent; close-on-exec
+)
+
+// InitMain is the container's init stage, run as PID 1 of the new
+// namespaces by re-exec of /proc/self/exe. It builds the container's root
+// filesystem, reports ready, waits on the start fifo, drops privileges and
+// execs the user process. It returns only on failure (after reporting it).
+func InitMain() error {
+	lockThread()
+	status := os.NewFile(fdStatus, "status")
+	unix.CloseOnExec(fdStatus)
+	err := initStage(status)
+	if err != nil {
+		fmt.Fprintf(status, "error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+	}
+	return err
+}
+
+func initStage(status *os.File) error {
+	var cfg initConfig
+	f := os.NewFile(fdSpec, "spec")
+	if err := json.NewDecoder(f).Decode(&cfg); err != nil {
+		return fmt.Errorf("init: read spec: %w", err)
+	}
+	f.Close()
+	s := &cfg.Spec
+	if s.Net.Mode == NetPath {
+		if err := joinNetPath(s.Net.Path); err != nil {
+			return fmt.Errorf("container %s: %w", s.Name, err)
+		}
+	}
+	// The start fifo must be opened before pivot_root hides its path.
+	fifo, err := unix.Open(filepath.Join(cfg.Dir, "start.fifo"), unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("container %s: start fifo: %w", s.Name, err)
+	}
+	root, err := setupRootfs(&cfg)
+	if err != nil {
+		return fmt.Errorf("container %s: rootfs: %w", s.Name, err)
+	}
+	if err := setupMounts(&cfg, root); err != nil {
+		return fmt.Errorf("container %s: %w", s.Name, err)
+	}
+	if err := pivotRoot(root); err != nil {
+		return fmt.Errorf("container %s: %w", s.Name, err)
+	}
+	if !s.Privileged {
+		if err := maskPaths(); err != nil {
+			return fmt.Errorf("container %s: %w", s.Name, err)
+		}
+	}
+	if s.Rootfs.ReadOnly {
+		if err := remountRO("/"); err != nil {
+			return fmt.Errorf("container %s: read-only root: %w", s.Name, err)
+		}
+	}
+	hostname := s.Hostname
+	if hostname == "" {
+		hostname = s.Name
+	}
+	if err := unix.Sethostname([]byte(hostname)); err != nil {
+		return fmt.Errorf("container %s: sethostname: %w", s.Name, err)
+	}
+	if err := applyRlimits(s.Rlimits); err != nil {
+		return fmt.Errorf("container %s: %w", s.Name, err)
+	}
+	env := processEnv(s, &s.Process, hostname)
+	path, err := lookPath(s.Process.Args[0], env)
+	if err != nil {
+		return fmt.Errorf("container %s: %w", s.Name, err)
+	}
+	if err := enterCwd(&s.Process); err != nil {
+		return fmt.Errorf("container %s: %w", s.Name, err)
+	}
+	// Ready: the parent may now configure the network namespace.
+	if _, err := status.Write([]byte("ready\n")); err != nil {
+		return fmt.Errorf("container %s: report ready: %w", s.Name, err)
+	}
+	w, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fifo), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("container %s: wait for start: %w", s.Name, err)
+	}
+	if _, err := unix.Write(w, []byte{0}); err != nil {
+		return fmt.Errorf("container %s: wait for start: %w", s.Name, err)
+	}
+	unix.Close(w)
+	unix.Close(fifo)
+	priv := privileges{caps: cfg.Caps, lastCap: cfg.LastCap, seccomp: cfg.Seccomp, seccompAdmin: cfg.SeccompAdmin, noNewPrivs: !s.Privileged}
+	if err := priv.apply(&s.Process); err != nil {
+		return fmt.Errorf("container %s: %w", s.Name, err)
+	}
+	if s.Process.Init {
+		os.Exit(reap(path, s.Process.Args, env, s.Process.Terminal))
+	}
+	err = unix.Exec(path, s.Process.Args, env)
+	fmt.Fprintf(os.Stderr, "otok: container %s: exec %s: %v\n", s.Name, path, err)
+	os.Exit(127)
+	return nil
+}
+
+// processEnv is the process's environment with otok's defaults.
+func processEnv(s *Spec, p *Process, hostname string) []string {
+	env := []string{}
+	has := map[string]bool{}
+	for _, kv := range p.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		has[k] = true
+	}
+	add := func(k, v string) {
+		if !has[k] {
+			env = append(env, k+"="+v)
+		}
+	}
+	add("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	add("HOSTNAME", hostname)
+	if p.UID == 0 {
+		add("HOME", "/root")
+	} else {
+		add("HOME", "/")
+	}
+	if p.Terminal {
+		add("TERM", "xterm")
+	}
+	if s != nil && s.System {
+		add("container", "otok")
+	}
+	return append(env, p.Env...)
+}
+
+// lookPath finds a command in the container's PATH (after pivot_root).
+func lookPath(cmd string, env []string) (string, error) {
+	if strings.Contains(cmd, "/") {
+		if err := executable(cmd); err != nil {
+			return "", fmt.Errorf("command %s: %w", cmd, err)
+		}
+		return cmd, nil
+	}
+	path := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, cmd)
+		if executable(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("command %s: not found in the image (PATH=%s)", cmd, path)
+}
+
+func executable(p string) error {
+	st, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return errors.New("not found in the image")
+		}
+		return err
+	}
+	if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
+		return errors.New("not an executable file")
+	}
+	return nil
+}
+
+func enterCwd(p *Process) error {
+	cwd := p.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	if err := os.MkdirAll(cwd, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("working directory %s: %w", cwd, err)
+	}
+	if err := unix.Chdir(cwd); err != nil {
+		return fmt.Errorf("working directory %s: %w", cwd, err)
+	}
+	return nil
+}
+
+// privileges is the reduction applied just before exec.
+type privileges struct {
+	caps         uint64
+	lastCap      int
+	seccomp      bool
+	seccompAdmin bool
+	noNewPrivs   bool
+	// hostIDs: the process is not in the container's user namespace, so
+	// it switches to the host ids its container ids map to (exec into a
+	// userns container); it keeps no capabilities.
+	userns *UserNS
+}
+
+// apply switches to the process's user and groups, reduces capabilities,
+// sets no_new_privs and installs the seccomp filter, on every thread.
+func (pv *privileges) apply(p *Process) error {
+	uid, gid := p.UID, p.GID
+	groups := p.Groups
+	caps := pv.caps
+	if u := pv.userns; u != nil {
+		uid, gid = u.HostUID+uid, u.HostGID+gid
+		for i := range groups {
+			groups[i] += u.HostGID
+		}
+		caps = 0
+	}
+	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0); e != 0 {
+		return fmt.Errorf("keepcaps: %w", e)
+	}
+	if err := syscall.Setgroups(groups); err != nil {
+		return fmt.Errorf("setgroups %v: %w", groups, err)
+	}
+	if err := syscall.Setgid(gid); err != nil {
+		return fmt.Errorf("setgid %d: %w", gid, err)
+	}
+	if err := syscall.Setuid(uid); err != nil {
+		return fmt.Errorf("setuid %d: %w", uid, err)
+	}
+	// A non-root user keeps the bounding set but no effective,
+	// permitted or inheritable capabilities (as with Docker).
+	eff := caps
+	if uid != 0 || pv.userns != nil {
+		eff = 0
+	}
+	if err := applyCapSets(caps, eff, pv.lastCap); err != nil {
+		return err
+	}
+	if pv.noNewPrivs {
+		if _, _, e := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); e != 0 {
+			return fmt.Errorf("no_new_privs: %w", e)
+		}
+	}
+	if pv.seccomp {
+		if err := installSeccomp(pv.seccompAdmin); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reap runs the command as the only child of otok's minimal init: it
+// forwards signals to it, reaps every zombie, and returns the child's exit
+// code when it exits.
+func reap(path string, args, env []string, tty bool) int {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs)
+	attr := &os.ProcAttr{
+		Env:   env,
+		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Sys:   &syscall.SysProcAttr{Setpgid: true, Foreground: tty, Ctty: 0},
+	}
+	child, err := os.StartProcess(path, args, attr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "otok init: start %s: %v\n", path, err)
+		return 127
+	}
+	for {
+		sig := <-sigs
+		s, ok := sig.(syscall.Signal)
+		if !ok {
+			continue
+		}
+		if s != syscall.SIGCHLD {
+			if s == syscall.SIGURG {
+				continue // Go runtime preemption
+			}
+			syscall.Kill(child.Pid, s)
+			continue
+		}
+		for {
+			var ws syscall.WaitStatus
+			pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+			if err != nil || pid <= 0 {
+				break
+			}
+			if pid == child.Pid {
+				return ExitCode(ws)
+			}
+		}
+	}
+}

@@ -1,0 +1,5 @@
+package runtime
+
+import "unsafe"
+
+func ptr[T any](p *T) unsafe.Pointer { return unsafe.Pointer(p) }
