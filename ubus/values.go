@@ -400,6 +400,14 @@ func assign(v reflect.Value, g any, path string) error {
 		}
 		for _, f := range structFields(v.Type()) {
 			e, ok := m[f.name]
+			if !ok { // like encoding/json: fall back to a case-insensitive match
+				for k, x := range m {
+					if strings.EqualFold(k, f.name) {
+						e, ok = x, true
+						break
+					}
+				}
+			}
 			if !ok {
 				continue
 			}
