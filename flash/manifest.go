@@ -40,10 +40,10 @@ type Manifest struct {
 
 // Process is an image's default process.
 type Process struct {
-	Args []string `cbor:"args,omitempty"`
-	Env  []string `cbor:"env,omitempty"` // KEY=VALUE
-	Cwd  string   `cbor:"cwd,omitempty"`
-	User string   `cbor:"user,omitempty"` // uid[:gid] or name
+	Args []string `cbor:"args,omitempty" json:"args,omitempty"`
+	Env  []string `cbor:"env,omitempty" json:"env,omitempty"` // KEY=VALUE
+	Cwd  string   `cbor:"cwd,omitempty" json:"cwd,omitempty"`
+	User string   `cbor:"user,omitempty" json:"user,omitempty"` // uid[:gid] or name
 }
 
 var (
