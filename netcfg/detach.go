@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-
-	"github.com/vishvananda/netlink"
 )
 
 // Detach removes what Attach made for a container: releases its DHCP
@@ -40,6 +38,17 @@ func detachLocked(ctx context.Context, stateDir string, rec *Record, recs []*Rec
 		if err := releaseLease(ctx, rec); err != nil && !errors.Is(err, errGone) {
 			errs = append(errs, err)
 		}
+	}
+	// The container's own link, when its namespace still exists (a failed
+	// attach, or a detach before stop). The tag check keeps a reused pid's
+	// namespace safe.
+	if ctr, err := openNS(rec.NetNS); err == nil {
+		if l, err := linkTagged(ctr, tagFor(rec.Container)); err == nil {
+			if err := ctr.h.LinkDel(l); err != nil {
+				errs = append(errs, fmt.Errorf("remove %s in container: %w", l.Attrs().Name, err))
+			}
+		}
+		ctr.Close()
 	}
 	host, err := openNS(rec.HostNS)
 	if err != nil {
@@ -88,5 +97,3 @@ func detachLocked(ctx context.Context, stateDir string, rec *Record, recs []*Rec
 	}
 	return nil
 }
-
-var _ = netlink.LinkNotFoundError{}

@@ -2,14 +2,17 @@ package netcfg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // attachPlan is a validated request: every name resolved, every conflict
@@ -246,7 +249,7 @@ func (p *attachPlan) build(ctx context.Context, host, ctr *nsHandle, rec *Record
 			return fmt.Errorf("container %s: %w", rec.Container, err)
 		}
 	}
-	if err := ctr.h.LinkSetUp(l); err != nil {
+	if err := linkUp(ctx, ctr, l); err != nil {
 		return fmt.Errorf("container %s: %s: set up: %w", rec.Container, ifName, err)
 	}
 	for _, a := range p.static {
@@ -268,8 +271,24 @@ func (p *attachPlan) build(ctx context.Context, host, ctr *nsHandle, rec *Record
 			return err
 		}
 	}
-	_ = ctx
 	return nil
+}
+
+// linkUp sets a link up. A macvlan refuses while a sibling has the same
+// MAC — the same container's previous incarnation, whose namespace the
+// kernel tears down asynchronously after it exited — so EADDRINUSE is
+// retried for a few seconds.
+func linkUp(ctx context.Context, n *nsHandle, l netlink.Link) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := n.h.LinkSetUp(l)
+		if !errors.Is(err, unix.EADDRINUSE) || time.Now().After(deadline) {
+			return err
+		}
+		if !sleepCtx(ctx, 50*time.Millisecond) {
+			return err
+		}
+	}
 }
 
 // usesLink reports whether any record (but except's) names link as its

@@ -6,8 +6,8 @@ set -euo pipefail
 PKGS=(
   squashfs-tools busybox-static xz-utils file        # images
   qemu-user-static binfmt-support                    # mips/arm unit tests
-  mosquitto mosquitto-clients                        # fleet tests
-  iproute2 kmod                                      # network tests
+  mosquitto mosquitto-clients nats-server            # fleet tests (nats: 3-node MQTT cluster)
+  iproute2 kmod dnsmasq-base                         # network tests (dnsmasq: DHCP server)
   shellcheck                                         # init script lint
   hyperfine crun runc lxc systemd-container          # benchmark peers
 )
