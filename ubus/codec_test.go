@@ -259,7 +259,7 @@ func TestGoTypes(t *testing.T) {
 		Name    string            `ubus:"name"`
 		Command []string          `json:"command"`
 		Count   uint32            `ubus:"count"`
-		Big     int               `ubus:"big"`
+		Big     int64             `ubus:"big"`
 		On      bool              `ubus:"on"`
 		Ratio   float64           `ubus:"ratio"`
 		Env     map[string]string `ubus:"env"`
@@ -302,6 +302,12 @@ func TestGoTypes(t *testing.T) {
 	var te *TypeError
 	if !errors.As(err, &te) || te.Path != "name" || StatusOf(err) != StatusInvalidArgument {
 		t.Fatalf("mistyped: %v", err)
+	}
+	// Go int: int32 on the wire when it fits, int64 beyond.
+	ib, _ := Marshal(map[string]any{"small": 7, "big": uint64(math.MaxUint32) + 1, "neg": -1})
+	var im map[string]any
+	if err := Unmarshal(ib, &im); err != nil || im["small"] != int32(7) || im["neg"] != int32(-1) || im["big"] != int64(math.MaxUint32+1) {
+		t.Fatalf("int widths: %#v %v", im, err)
 	}
 	// Out of range.
 	bad, _ = Marshal(map[string]any{"x": 300})
