@@ -114,7 +114,7 @@ func openStore(e *env, reserve string) (*flash.Store, error) {
 				r.Bytes = -1
 			}
 		} else {
-			n, err := parseSize(reserve)
+			n, err := parseByteSize(reserve)
 			if err != nil {
 				return nil, usagef("bad reserve %q: %v", reserve, err)
 			}
@@ -127,8 +127,8 @@ func openStore(e *env, reserve string) (*flash.Store, error) {
 	return flash.Open(storeRoot(e), flash.Options{Keys: kr, Reserve: r})
 }
 
-// parseSize reads 123, 64k, 16M, 1G (binary units).
-func parseSize(s string) (int64, error) {
+// parseByteSize reads 123, 64k, 16M, 1G (binary units).
+func parseByteSize(s string) (int64, error) {
 	mult := int64(1)
 	switch {
 	case strings.HasSuffix(s, "k"), strings.HasSuffix(s, "K"):
@@ -169,11 +169,11 @@ func parseAll(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// listFlag collects a repeated flag.
-type listFlag []string
+// repeatFlag collects a repeated flag.
+type repeatFlag []string
 
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+func (l *repeatFlag) String() string     { return strings.Join(*l, ",") }
+func (l *repeatFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 // argvFlag takes a JSON array (["/bin/sh","-c"]) or a space-separated list.
 type argvFlag struct {
@@ -194,7 +194,7 @@ func (a *argvFlag) Set(s string) error {
 func runImageBuild(ctx context.Context, e *env, sc *command, args []string) error {
 	fs := newFlags(e, sc)
 	var o flash.BuildOptions
-	var env, ports, labels listFlag
+	var env, ports, labels repeatFlag
 	var entry, cmd argvFlag
 	var key string
 	var created int64
@@ -252,7 +252,7 @@ func runImageBuild(ctx context.Context, e *env, sc *command, args []string) erro
 			o.Labels[kk] = v
 		}
 	}
-	if isTerminal(e.stderr) {
+	if isTerminalWriter(e.stderr) {
 		o.Verbose = e.stderr
 	}
 	res, err := flash.Build(ctx, o)
@@ -352,7 +352,7 @@ func runImageImport(ctx context.Context, e *env, sc *command, args []string) err
 		}
 		var max int64
 		if maxSize != "" {
-			if max, err = parseSize(maxSize); err != nil {
+			if max, err = parseByteSize(maxSize); err != nil {
 				return usagef("bad --max-size %q", maxSize)
 			}
 		}

@@ -24,7 +24,7 @@ type progress struct {
 	active bool
 }
 
-func isTerminal(w io.Writer) bool {
+func isTerminalWriter(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
@@ -34,7 +34,7 @@ func isTerminal(w io.Writer) bool {
 }
 
 func newProgress(e *env, label string, total int64) *progress {
-	return &progress{w: e.stderr, label: label, total: total, start: time.Now(), active: isTerminal(e.stderr)}
+	return &progress{w: e.stderr, label: label, total: total, start: time.Now(), active: isTerminalWriter(e.stderr)}
 }
 
 func (p *progress) add(n int) {
