@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Config is one container's attachment request.
@@ -39,6 +40,18 @@ type Config struct {
 	DeviceID   string        // for StableMAC; "" = DeviceID()
 	DHCPWait   time.Duration // how long --ip dhcp may take; 0 = 15 s
 }
+
+// ErrInvalid marks errors in the request itself — an unknown port, a
+// conflict with another container, a combination that cannot work.
+// Nothing was created when Attach returns one.
+var ErrInvalid = errors.New("invalid network request")
+
+type invalidError struct{ err error }
+
+func (e invalidError) Error() string   { return e.err.Error() }
+func (e invalidError) Unwrap() []error { return []error{e.err, ErrInvalid} }
+
+func invalid(err error) error { return invalidError{err} }
 
 // ifName is the container-side link name.
 const ifName = "eth0"
@@ -132,7 +145,7 @@ func Attach(ctx context.Context, cfg Config) (*Record, error) {
 	}
 	sp := cfg.Spec
 	if err := sp.Check(); err != nil {
-		return nil, err
+		return nil, invalid(err)
 	}
 	if sp.Mode == ModeHost {
 		return nil, nil
@@ -150,7 +163,7 @@ func Attach(ctx context.Context, cfg Config) (*Record, error) {
 	recs, _ := Records(cfg.StateDir)
 	for _, r := range recs {
 		if r.Container == cfg.Container {
-			return nil, fmt.Errorf("network of container %s is already set up (detach it or run otok net prune)", cfg.Container)
+			return nil, invalid(fmt.Errorf("network of container %s is already set up (detach it or run otok net prune)", cfg.Container))
 		}
 	}
 	host, err := openNS(cfg.HostNS)
@@ -167,7 +180,7 @@ func Attach(ctx context.Context, cfg Config) (*Record, error) {
 	rec := &Record{Container: cfg.Container, Spec: sp, NetNS: cfg.NetNS, HostNS: cfg.HostNS}
 	p, err := plan(host, cfg, rec, recs)
 	if err != nil {
-		return nil, err
+		return nil, invalid(err)
 	}
 	if err := saveRecord(cfg.StateDir, rec); err != nil {
 		return nil, err
@@ -229,7 +242,9 @@ func writeEtc(cfg Config, rec *Record) error {
 	if host == "" {
 		host = cfg.Container
 	}
-	if err := writeEtcFile(cfg.RootDir, "hosts", hostsFile(host, rec.Addrs)); err != nil {
+	if err := writeEtcFile(cfg.RootDir, "hosts", hostsFile(host, rec.Addrs)); errors.Is(err, unix.EROFS) {
+		return nil // read-only root: the image's files stay
+	} else if err != nil {
 		return fmt.Errorf("container %s: %w", cfg.Container, err)
 	}
 	var servers []net.IP

@@ -67,6 +67,11 @@ func natAdd(host *nsHandle, rec *Record, ctrAddr netip.Addr) error {
 			c.AddRule(&nftables.Rule{Table: natTable, Chain: post, UserData: tag, Exprs: hairpinRule(p, ctrAddr)})
 		}
 	}
+	if len(rec.Spec.Publish) > 0 {
+		if err := enableForwarding(host); err != nil {
+			return err
+		}
+	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("nftables: add table %s rules for %s: %w (publishing needs nftables: kmod-nft-nat on OpenWrt)", NATTable, rec.Container, err)
 	}
