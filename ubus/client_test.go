@@ -373,3 +373,39 @@ func TestCloseStopsGoroutines(t *testing.T) {
 		t.Fatalf("ping after close: %v", err)
 	}
 }
+
+func TestSubscribeFollowsRestartedObject(t *testing.T) {
+	bus := startBus(t)
+	ctx := ctxT(t)
+	srv := dial(t, bus.Path, ubus.Options{})
+	cli := dial(t, bus.Path, ubus.Options{})
+	obj := testObject(t, "otoktest")
+	if err := srv.AddObject(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	notes := make(chan ubus.Event, 4)
+	if _, err := cli.Subscribe(ctx, "otoktest", func(ev ubus.Event) { notes <- ev }); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "subscribed", obj.HasSubscribers)
+	// The service restarts: object removed and published again.
+	if err := srv.RemoveObject(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	obj2 := testObject(t, "otoktest")
+	if err := srv.AddObject(ctx, obj2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "subscribed again", obj2.HasSubscribers)
+	if err := obj2.Notify(ctx, "back", nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-notes:
+		if ev.Type != "back" {
+			t.Fatalf("got %s", ev.Type)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notification after the object came back")
+	}
+}

@@ -64,22 +64,8 @@ func (c *Client) Listen(ctx context.Context, pattern string, fn func(Event)) (*L
 	l := c.newQueue(fn)
 	l.obj.kind = "listener " + pattern
 	l.obj.setup = func(ctx context.Context, cn *conn, o *Object) error {
-		c.mu.Lock()
-		id := o.id
-		c.mu.Unlock()
-		e := encoder{}
-		e.i32("object", id)
-		e.str("pattern", pattern)
-		m := &Message{Type: MsgInvoke, Peer: objEvent}
-		m.PutU32(AttrObjID, objEvent)
-		m.PutString(AttrMethod, "register")
-		m.Add(AttrData, e.b)
-		st, err := cn.request(ctx, m, nil)
-		if err == nil && st != StatusOK {
-			err = st
-		}
-		if err != nil {
-			return fmt.Errorf("ubus listen %s: %w", pattern, err)
+		if err := registerPattern(ctx, c, cn, o, pattern); err != nil {
+			return fmt.Errorf("ubus listen: %w", err)
 		}
 		return nil
 	}
@@ -94,7 +80,7 @@ func (c *Client) newQueue(fn func(Event)) *Listener {
 	l := &Listener{c: c, q: make(chan Event, eventQueueLen),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	l.obj = &Object{}
-	l.obj.serve = func(ev Event) {
+	l.obj.serve = func(ev Event, peer uint32) {
 		ev.Data = append([]byte(nil), ev.Data...)
 		select {
 		case l.q <- ev:
@@ -145,53 +131,114 @@ type Subscription struct {
 
 // Subscribe subscribes to the notifications of the object at path (`ubus
 // subscribe PATH`). fn runs on one goroutine per subscription, in order.
-// When the object goes away ubusd ends the subscription (logged); with
-// Options.Reconnect it is renewed by path after ubusd restarts.
+// When the object goes away ubusd ends the subscription; the subscriber
+// watches ubus.object.add and subscribes again when an object with the same
+// path appears (a restarted service). With Options.Reconnect it is renewed
+// after ubusd restarts too.
 func (c *Client) Subscribe(ctx context.Context, path string, fn func(Event)) (*Subscription, error) {
 	if path == "" || strings.HasSuffix(path, "*") {
 		return nil, fmt.Errorf("ubus subscribe %q: need one object path", path)
 	}
 	l := c.newQueue(fn)
-	l.obj.kind = "subscriber " + path
-	l.obj.unsub = func(target uint32) {
+	o := l.obj
+	o.kind = "subscriber " + path
+	o.unsub = func(target uint32) {
 		c.log.Info("ubus: subscription ended by ubusd", "path", path, "target", fmt.Sprintf("%08x", target))
 	}
-	l.obj.setup = func(ctx context.Context, cn *conn, o *Object) error {
-		lm := &Message{Type: MsgLookup}
-		lm.PutString(AttrObjPath, path)
-		var target uint32
-		st, err := cn.request(ctx, lm, func(r *Message) {
-			if id, ok := r.U32(AttrObjID); ok && target == 0 {
-				target = id
+	notify := o.serve
+	o.serve = func(ev Event, peer uint32) {
+		if peer != 0 || ev.Type != "ubus.object.add" {
+			notify(ev, peer)
+			return
+		}
+		var added struct {
+			Path string `ubus:"path"`
+		}
+		if ev.Decode(&added) != nil || added.Path != path {
+			return
+		}
+		// On the reader goroutine: subscribe from another one.
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			cn, err := c.current()
+			if err != nil {
+				return
 			}
-		})
-		if err == nil && st != StatusOK {
-			err = st
-		}
-		if err == nil && target == 0 {
-			err = StatusNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("ubus subscribe %s: lookup: %w", path, err)
-		}
-		c.mu.Lock()
-		id := o.id
-		c.mu.Unlock()
-		m := &Message{Type: MsgSubscribe}
-		m.PutU32(AttrObjID, id)
-		m.PutU32(AttrTarget, target)
-		st, err = cn.request(ctx, m, nil)
-		if err == nil && st != StatusOK {
-			err = st
-		}
-		if err != nil {
+			ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
+			defer cancel()
+			if err := subscribeTo(ctx, c, cn, o, path); err != nil {
+				c.log.Warn("ubus: subscribe again", "path", path, "err", err)
+			}
+		}()
+	}
+	o.setup = func(ctx context.Context, cn *conn, o *Object) error {
+		if err := registerPattern(ctx, c, cn, o, "ubus.object.add"); err != nil {
 			return fmt.Errorf("ubus subscribe %s: %w", path, err)
 		}
-		return nil
+		return subscribeTo(ctx, c, cn, o, path)
 	}
-	if err := c.addObject(ctx, l.obj); err != nil {
+	if err := c.addObject(ctx, o); err != nil {
 		l.shutdown()
 		return nil, err
 	}
 	return &Subscription{Listener: l, path: path}, nil
+}
+
+// subscribeTo looks up path and subscribes object o to it.
+func subscribeTo(ctx context.Context, c *Client, cn *conn, o *Object, path string) error {
+	lm := &Message{Type: MsgLookup}
+	lm.PutString(AttrObjPath, path)
+	var target uint32
+	st, err := cn.request(ctx, lm, func(r *Message) {
+		if id, ok := r.U32(AttrObjID); ok && target == 0 {
+			target = id
+		}
+	})
+	if err == nil && st != StatusOK {
+		err = st
+	}
+	if err == nil && target == 0 {
+		err = StatusNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("ubus subscribe %s: lookup: %w", path, err)
+	}
+	c.mu.Lock()
+	id := o.id
+	c.mu.Unlock()
+	m := &Message{Type: MsgSubscribe}
+	m.PutU32(AttrObjID, id)
+	m.PutU32(AttrTarget, target)
+	st, err = cn.request(ctx, m, nil)
+	if err == nil && st != StatusOK {
+		err = st
+	}
+	if err != nil {
+		return fmt.Errorf("ubus subscribe %s: %w", path, err)
+	}
+	return nil
+}
+
+// registerPattern asks ubusd's event object to deliver events matching
+// pattern to object o.
+func registerPattern(ctx context.Context, c *Client, cn *conn, o *Object, pattern string) error {
+	c.mu.Lock()
+	id := o.id
+	c.mu.Unlock()
+	e := encoder{}
+	e.i32("object", id)
+	e.str("pattern", pattern)
+	m := &Message{Type: MsgInvoke, Peer: objEvent}
+	m.PutU32(AttrObjID, objEvent)
+	m.PutString(AttrMethod, "register")
+	m.Add(AttrData, e.b)
+	st, err := cn.request(ctx, m, nil)
+	if err == nil && st != StatusOK {
+		err = st
+	}
+	if err != nil {
+		return fmt.Errorf("register event pattern %s: %w", pattern, err)
+	}
+	return nil
 }

@@ -44,7 +44,7 @@ type Object struct {
 
 	// Internal objects (event listeners, subscribers) take every method
 	// name through serve and run setup after each registration.
-	serve  func(ev Event)
+	serve  func(ev Event, peer uint32) // peer 0: a bus event
 	setup  func(ctx context.Context, cn *conn, o *Object) error
 	unsub  func(target uint32)
 	kind   string
@@ -383,7 +383,7 @@ func (c *Client) serveInvoke(cn *conn, m *Message) {
 	req.Data = data
 
 	if o.serve != nil { // event listener or subscriber
-		o.serve(Event{Type: method, Data: data})
+		o.serve(Event{Type: method, Data: data}, m.Peer)
 		req.Complete(nil)
 		return
 	}
