@@ -1,0 +1,7 @@
+package flashsys
+
+import "context"
+
+type ctx = context.Context
+
+var ctxBackground = context.Background()
