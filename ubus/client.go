@@ -235,12 +235,21 @@ func (c *Client) LookupID(ctx context.Context, path string) (uint32, error) {
 
 // Invoke calls method on the object with id; args is encoded with Marshal
 // (nil sends an empty table). onData, if not nil, gets the payload of each
-// DATA reply (blobmsg table content, valid only during the call). It waits
-// for the final status until ctx ends (Options.Timeout without a deadline).
+// DATA reply (blobmsg table content, valid only during the callback); it
+// runs on the connection's reader, so it must not block or use the client.
+// Invoke waits for the final status until ctx ends (Options.Timeout without
+// a deadline); a non-OK status is returned as a Status error.
 func (c *Client) Invoke(ctx context.Context, id uint32, method string, args any, onData func(data []byte) error) error {
+	if err := c.invoke(ctx, id, method, args, onData); err != nil {
+		return fmt.Errorf("ubus invoke %08x %s: %w", id, method, err)
+	}
+	return nil
+}
+
+func (c *Client) invoke(ctx context.Context, id uint32, method string, args any, onData func(data []byte) error) error {
 	data, err := Marshal(args)
 	if err != nil {
-		return fmt.Errorf("ubus invoke %08x %s: %w", id, method, err)
+		return err
 	}
 	m := &Message{Type: MsgInvoke, Peer: id}
 	m.PutU32(AttrObjID, id)
@@ -257,10 +266,7 @@ func (c *Client) Invoke(ctx context.Context, id uint32, method string, args any,
 	if err == nil {
 		err = derr
 	}
-	if err != nil {
-		return fmt.Errorf("ubus invoke %08x %s: %w", id, method, err)
-	}
-	return nil
+	return err
 }
 
 // Call looks up path and invokes method, decoding the reply into reply (if
@@ -272,7 +278,7 @@ func (c *Client) Call(ctx context.Context, path, method string, args, reply any)
 	if err != nil {
 		return err
 	}
-	err = c.Invoke(ctx, id, method, args, func(d []byte) error {
+	err = c.invoke(ctx, id, method, args, func(d []byte) error {
 		if reply == nil {
 			return nil
 		}

@@ -43,6 +43,9 @@ func testObject(t *testing.T, name string) *ubus.Object {
 			"oops": {Handler: func(ctx context.Context, req *ubus.Request) error {
 				return errors.New("plain error")
 			}},
+			"panic": {Handler: func(ctx context.Context, req *ubus.Request) error {
+				panic("handler bug")
+			}},
 			"defer": {Handler: func(ctx context.Context, req *ubus.Request) error {
 				req.Defer()
 				go func() {
@@ -96,7 +99,7 @@ func TestClientServer(t *testing.T) {
 		t.Fatalf("lookup: %v %v", objs, err)
 	}
 	if objs[0].ID != obj.ID() || objs[0].Signature["echo"]["msg"] != ubus.TypeString ||
-		objs[0].Signature["echo"]["count"] != ubus.TypeInt32 || len(objs[0].Methods()) != 6 {
+		objs[0].Signature["echo"]["count"] != ubus.TypeInt32 || len(objs[0].Methods()) != 7 {
 		t.Fatalf("lookup info: %+v", objs[0])
 	}
 	objs, err = cli.Lookup(ctx, "otok*")
@@ -135,6 +138,9 @@ func TestClientServer(t *testing.T) {
 	}
 	if err := cli.Call(ctx, "otoktest", "oops", nil, nil); !errors.Is(err, ubus.StatusUnknownError) {
 		t.Fatalf("oops: %v", err)
+	}
+	if err := cli.Call(ctx, "otoktest", "panic", nil, nil); !errors.Is(err, ubus.StatusUnknownError) {
+		t.Fatalf("panic: %v", err)
 	}
 	var parts []int
 	err = cli.Invoke(ctx, obj.ID(), "multi", nil, func(d []byte) error {

@@ -296,6 +296,11 @@ func (c *Client) detach(cn *conn) {
 		delete(c.byID, id)
 		o.id, o.typeID, o.active = 0, 0, false
 	}
+	for _, o := range c.objects {
+		if o.regOn == cn {
+			o.regOn = nil
+		}
+	}
 }
 
 // reregister adds every object again on a new connection, then runs the

@@ -38,6 +38,7 @@ type Object struct {
 	OnSubscribe func(active bool)
 
 	c      *Client
+	regOn  *conn  // connection it is (being) registered on, guarded by c.mu
 	id     uint32 // guarded by c.mu; 0 while not registered
 	typeID uint32
 	active bool
@@ -175,11 +176,27 @@ func (c *Client) forget(o *Object) {
 	if o.id != 0 && c.byID[o.id] == o {
 		delete(c.byID, o.id)
 	}
-	o.id, o.typeID, o.active, o.c = 0, 0, false, nil
+	o.id, o.typeID, o.active, o.c, o.regOn = 0, 0, false, nil, nil
 }
 
 // register sends ADD_OBJECT for o on cn, records its id, then runs setup.
-func (c *Client) register(ctx context.Context, cn *conn, o *Object) error {
+func (c *Client) register(ctx context.Context, cn *conn, o *Object) (err error) {
+	c.mu.Lock()
+	if o.regOn == cn || o.c != c { // raced with reregister, or removed
+		c.mu.Unlock()
+		return nil
+	}
+	o.regOn = cn
+	c.mu.Unlock()
+	defer func() {
+		if err != nil {
+			c.mu.Lock()
+			if o.regOn == cn {
+				o.regOn = nil
+			}
+			c.mu.Unlock()
+		}
+	}()
 	m := &Message{Type: MsgAddObject}
 	if o.Name != "" {
 		sig, err := o.signature()
@@ -410,7 +427,7 @@ func (c *Client) serveInvoke(cn *conn, m *Message) {
 	go func() {
 		defer c.wg.Done()
 		defer func() { <-c.hsem }()
-		err := meth.Handler(c.ctx, req)
+		err := callHandler(c, meth.Handler, req)
 		req.mu.Lock()
 		deferred := req.deferred
 		req.mu.Unlock()
@@ -421,6 +438,18 @@ func (c *Client) serveInvoke(cn *conn, m *Message) {
 			req.Complete(err)
 		}
 	}()
+}
+
+// callHandler runs a handler; a panic is logged and answered with
+// UBUS_STATUS_UNKNOWN_ERROR instead of taking the process down.
+func callHandler(c *Client, h Handler, req *Request) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("ubus: handler panicked", "object", req.Object.Name, "method", req.Method, "panic", fmt.Sprint(p))
+			err = StatusUnknownError
+		}
+	}()
+	return h(c.ctx, req)
 }
 
 // checkArgs checks the arguments present in data against a signature.

@@ -47,11 +47,12 @@ var statusText = [...]string{
 	"System error",
 }
 
+// Error returns libubus's text for the code ("Invalid argument").
 func (s Status) Error() string {
 	if int(s) < len(statusText) {
-		return "ubus: " + statusText[s]
+		return statusText[s]
 	}
-	return fmt.Sprintf("ubus: Unknown error: %d", uint32(s))
+	return fmt.Sprintf("Unknown error: %d", uint32(s))
 }
 
 // StatusOf returns the status code that answers a request failing with err:
