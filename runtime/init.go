@@ -29,7 +29,11 @@ func InitMain() error {
 	unix.CloseOnExec(fdStatus)
 	err := initStage(status)
 	if err != nil {
-		fmt.Fprintf(status, "error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		if _, werr := fmt.Fprintf(status, "error %s\n", strings.ReplaceAll(err.Error(), "\n", " ")); werr != nil {
+			// Past "ready": the parent no longer listens; tell the
+			// container's stderr.
+			fmt.Fprintf(os.Stderr, "otok: %v\n", err)
+		}
 	}
 	return err
 }
@@ -225,7 +229,7 @@ func (pv *privileges) apply(p *Process) error {
 		}
 		caps = 0
 	}
-	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0); e != 0 {
+	if e := allThreads(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0); e != 0 {
 		return fmt.Errorf("keepcaps: %w", e)
 	}
 	if err := syscall.Setgroups(groups); err != nil {
@@ -247,7 +251,7 @@ func (pv *privileges) apply(p *Process) error {
 		return err
 	}
 	if pv.noNewPrivs {
-		if _, _, e := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); e != 0 {
+		if e := allThreads(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); e != 0 {
 			return fmt.Errorf("no_new_privs: %w", e)
 		}
 	}

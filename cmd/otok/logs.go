@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+func init() {
+	register(&command{
+		name:    "logs",
+		usage:   "[-f] [--tail N] NAME",
+		summary: "print a detached container's output (kept in RAM)",
+		run:     runLogs,
+	})
+}
+
+// logRing is a size-capped in-memory log: the oldest bytes are dropped.
+type logRing struct {
+	mu        sync.Mutex
+	buf       []byte
+	max       int
+	followers map[chan []byte]bool
+	closed    bool
+}
+
+func newLogRing(max int) *logRing {
+	return &logRing{max: max, followers: map[chan []byte]bool{}}
+}
+
+func (l *logRing) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	if over := len(l.buf) - l.max; over > 0 {
+		// Drop whole lines where possible.
+		cut := over
+		if i := bytes.IndexByte(l.buf[over:], '\n'); i >= 0 && i < 4096 {
+			cut = over + i + 1
+		}
+		l.buf = append(l.buf[:0], l.buf[cut:]...)
+	}
+	for ch := range l.followers {
+		select {
+		case ch <- append([]byte(nil), p...):
+		default: // a slow follower loses data rather than blocking the container
+		}
+	}
+	return len(p), nil
+}
+
+func (l *logRing) bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]byte(nil), l.buf...)
+}
+
+// snapshot returns the buffer and, if follow, a channel of later writes
+// (closed when the container's output ends).
+func (l *logRing) snapshot(follow bool) ([]byte, chan []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := append([]byte(nil), l.buf...)
+	if !follow {
+		return b, nil
+	}
+	ch := make(chan []byte, 256)
+	if l.closed {
+		close(ch)
+	} else {
+		l.followers[ch] = true
+	}
+	return b, ch
+}
+
+func (l *logRing) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	for ch := range l.followers {
+		close(ch)
+	}
+	l.followers = map[chan []byte]bool{}
+}
+
+// tailLines returns the last n lines of b (n < 0: all).
+func tailLines(b []byte, n int) []byte {
+	if n < 0 {
+		return b
+	}
+	if n == 0 {
+		return nil
+	}
+	end := len(b)
+	if end > 0 && b[end-1] == '\n' {
+		end--
+	}
+	i := end
+	for k := 0; k < n; k++ {
+		j := bytes.LastIndexByte(b[:i], '\n')
+		if j < 0 {
+			return b
+		}
+		i = j
+	}
+	return b[i+1:]
+}
+
+// serveLogs answers "logs <tail> <follow>\n" requests on ln.
+func serveLogs(ln net.Listener, ring *logRing) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer conn.Close()
+			line, err := bufio.NewReader(conn).ReadString('\n')
+			if err != nil {
+				return
+			}
+			f := strings.Fields(line)
+			if len(f) != 3 || f[0] != "logs" {
+				return
+			}
+			tail, _ := strconv.Atoi(f[1])
+			b, ch := ring.snapshot(f[2] == "1")
+			if _, err := conn.Write(tailLines(b, tail)); err != nil {
+				return
+			}
+			for p := range ch {
+				if _, err := conn.Write(p); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+func runLogs(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, commands["logs"])
+	follow := fs.Bool("f", false, "follow: keep printing new output until the container exits")
+	fs.BoolVar(follow, "follow", false, "same as -f")
+	tail := fs.Int("tail", -1, "print only the last `N` lines")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("want one container NAME")
+	}
+	name := fs.Arg(0)
+	r := newRuntime(e)
+	if _, err := r.State(name); err != nil {
+		return err
+	}
+	dir := r.Dir(name)
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", filepath.Join(dir, "monitor.sock"))
+	if err == nil {
+		defer conn.Close()
+		fl := 0
+		if *follow {
+			fl = 1
+		}
+		fmt.Fprintf(conn, "logs %d %d\n", *tail, fl)
+		go func() { <-ctx.Done(); conn.Close() }()
+		io.Copy(e.stdout, conn)
+		return nil
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "log"))
+	if err != nil {
+		if os.IsNotExist(err) {
+			return fmt.Errorf("container %s: no logs (it ran in the foreground, or its monitor was killed)", name)
+		}
+		return fmt.Errorf("container %s: logs: %w", name, err)
+	}
+	e.stdout.Write(tailLines(b, *tail))
+	return nil
+}

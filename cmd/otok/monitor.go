@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/otok/otok/runtime"
+)
+
+// Detached containers (run -d, create) get a monitor: a re-exec of otok in
+// its own session that creates the container (so it is the init's parent
+// and collects the exit status), keeps stdout/stderr in a RAM ring buffer
+// served on <state>/containers/<name>/monitor.sock, and at exit writes the
+// buffer to <state>/containers/<name>/log (tmpfs) and exits. With --rm it
+// removes the container. The agent replaces it when running.
+
+func init() {
+	register(&command{
+		name:       "monitor",
+		usage:      "",
+		summary:    "internal: parent of a detached container",
+		hidden:     true,
+		ownSignals: true,
+		run:        runMonitor,
+	})
+}
+
+// logRingSize caps a container's in-RAM log.
+const logRingSize = 256 << 10
+
+type monitorRequest struct {
+	Spec        runtime.Spec `json:"spec"`
+	Rm          bool         `json:"rm"`
+	Interactive bool         `json:"interactive"`
+}
+
+// startDetached hands the container to a new monitor, attaches the
+// network, and (run -d) starts it.
+func startDetached(ctx context.Context, e *env, p *prepared, start bool) error {
+	spec, f := p.spec, p.flags
+	reqR, reqW, err := os.Pipe()
+	if err != nil {
+		p.release()
+		return err
+	}
+	repR, repW, err := os.Pipe()
+	if err != nil {
+		p.release()
+		return err
+	}
+	args := []string{"otok"}
+	if e.state != "" {
+		args = append(args, "--state", e.state)
+	}
+	cmd := &exec.Cmd{
+		Path: "/proc/self/exe", Args: append(args, "monitor"),
+		Env:         []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+		ExtraFiles:  []*os.File{reqR, repW},
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	if err := cmd.Start(); err != nil {
+		p.release()
+		return fmt.Errorf("container %s: start monitor: %w", spec.Name, err)
+	}
+	reqR.Close()
+	repW.Close()
+	json.NewEncoder(reqW).Encode(&monitorRequest{Spec: *spec, Rm: f.rm, Interactive: f.interactive})
+	reqW.Close()
+	line, _ := bufio.NewReader(repR).ReadString('\n')
+	repR.Close()
+	cmd.Process.Release()
+	line = strings.TrimSpace(line)
+	var pid int
+	if _, err := fmt.Sscanf(line, "ok %d", &pid); err != nil {
+		p.release()
+		if msg, ok := strings.CutPrefix(line, "error "); ok {
+			return fmt.Errorf("%s", msg)
+		}
+		return fmt.Errorf("container %s: monitor failed", spec.Name)
+	}
+	r := newRuntime(e)
+	if _, err := f.net.attach(ctx, e, spec.Name, pid); err != nil {
+		removeContainer(context.Background(), e, r, spec.Name, true)
+		return err
+	}
+	if start {
+		if err := r.Start(ctx, spec.Name); err != nil {
+			removeContainer(context.Background(), e, r, spec.Name, true)
+			return err
+		}
+	}
+	fmt.Fprintln(e.stdout, spec.Name)
+	return nil
+}
+
+func runMonitor(ctx context.Context, e *env, args []string) error {
+	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
+	reply := os.NewFile(4, "reply")
+	var req monitorRequest
+	if err := json.NewDecoder(os.NewFile(3, "request")).Decode(&req); err != nil {
+		fmt.Fprintf(reply, "error monitor: read request: %v\n", err)
+		return err
+	}
+	spec := &req.Spec
+	r := newRuntime(e)
+	var cio runtime.IO
+	var out *os.File // what the monitor reads the container's output from
+	var keep []*os.File
+	if spec.Process.Terminal {
+		m, s, err := openPty()
+		if err != nil {
+			fmt.Fprintf(reply, "error container %s: %v\n", spec.Name, err)
+			return err
+		}
+		out = m
+		cio = runtime.IO{Stdin: s, Stdout: s, Stderr: s}
+		keep = append(keep, s)
+	} else {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			fmt.Fprintf(reply, "error container %s: %v\n", spec.Name, err)
+			return err
+		}
+		out = pr
+		cio = runtime.IO{Stdout: pw, Stderr: pw}
+		keep = append(keep, pw)
+		if req.Interactive {
+			ir, iw, err := os.Pipe()
+			if err == nil {
+				cio.Stdin = ir
+				keep = append(keep, ir)
+				defer iw.Close() // stdin stays open, empty
+			}
+		}
+	}
+	c, err := r.Create(ctx, spec, runtime.CreateOptions{IO: cio})
+	for _, f := range keep {
+		f.Close()
+	}
+	if err != nil {
+		fmt.Fprintf(reply, "error %v\n", err)
+		return err
+	}
+	fmt.Fprintf(reply, "ok %d\n", c.Pid())
+	reply.Close()
+	// Detach from the CLI's streams entirely.
+	if null, err := os.OpenFile("/dev/null", os.O_RDWR, 0); err == nil {
+		for _, fd := range []int{0, 1, 2} {
+			syscall.Dup3(int(null.Fd()), fd, 0)
+		}
+		null.Close()
+	}
+
+	ring := newLogRing(logRingSize)
+	dir := r.Dir(spec.Name)
+	sock := filepath.Join(dir, "monitor.sock")
+	ln, lerr := net.Listen("unix", sock)
+	if lerr == nil {
+		go serveLogs(ln, ring)
+	}
+	// DHCP leases (if any) are renewed while the container runs.
+	nctx, ncancel := context.WithCancel(context.Background())
+	go maintainNetwork(nctx, e, spec.Name)
+	copied := make(chan struct{})
+	go func() {
+		io.Copy(ring, out)
+		close(copied)
+	}()
+	st, _ := c.Wait(context.Background())
+	select {
+	case <-copied:
+	case <-time.After(2 * time.Second): // a daemonised grandchild kept the pipe
+	}
+	ncancel()
+	ring.close()
+	if lerr == nil {
+		ln.Close()
+		os.Remove(sock)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		os.WriteFile(filepath.Join(dir, "log"), ring.bytes(), 0o600)
+	}
+	releaseImage(e, spec)
+	if req.Rm {
+		removeContainer(context.Background(), e, r, spec.Name, true)
+	}
+	_ = st
+	return nil
+}

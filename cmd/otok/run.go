@@ -1,0 +1,281 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/otok/otok/flash"
+	"github.com/otok/otok/runtime"
+)
+
+func init() {
+	register(&command{
+		name:       "run",
+		usage:      "[--rm] [-d] [-i] [-t] [--name NAME] [options] IMAGE|SQUASHFS|DIR [CMD…]",
+		summary:    "run a command in a new container",
+		ownSignals: true,
+		run:        runRun,
+	})
+	register(&command{
+		name:    "create",
+		usage:   "[--name NAME] [options] IMAGE|SQUASHFS|DIR [CMD…]",
+		summary: "create a container (start it with 'otok start')",
+		run:     runCreate,
+	})
+}
+
+// stateDir is the runtime state directory.
+func stateDir(e *env) string {
+	if e.state != "" {
+		return e.state
+	}
+	return "/run/otok"
+}
+
+// newRuntime returns the runtime over the state directory; its init and
+// exec stages are this binary's hidden commands.
+func newRuntime(e *env) *runtime.Runtime {
+	args := []string{"otok"}
+	if e.state != "" {
+		args = append(args, "--state", e.state)
+	}
+	return &runtime.Runtime{
+		Root:     stateDir(e),
+		InitArgs: append(append([]string{}, args...), "init"),
+		ExecArgs: append(append([]string{}, args...), "execstage"),
+	}
+}
+
+// prepared is a container spec with its image acquired.
+type prepared struct {
+	spec    *runtime.Spec
+	flags   *containerFlags
+	release func() // drops the image mount hold
+}
+
+// prepareContainer parses run/create arguments, mounts the image and
+// builds the spec. On error nothing stays mounted.
+func prepareContainer(ctx context.Context, e *env, cmd *command, args []string) (*prepared, error) {
+	fs := newFlags(e, cmd)
+	f := addContainerFlags(fs, cmd.name == "run")
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() == 0 {
+		return nil, usagef("missing IMAGE")
+	}
+	if v, ok := any(f.net).(interface{ validate() error }); ok {
+		if err := v.validate(); err != nil {
+			return nil, err
+		}
+	}
+	src, err := resolveImage(e, fs.Arg(0))
+	if err != nil {
+		return nil, err
+	}
+	spec, err := f.buildSpec(src, fs.Args()[1:])
+	if err != nil {
+		return nil, err
+	}
+	r := newRuntime(e)
+	sweepContainers(ctx, e, r)
+	if _, err := r.State(spec.Name); err == nil {
+		return nil, fmt.Errorf("container %s: %w", spec.Name, runtime.ErrNameInUse)
+	}
+	spec.Rootfs.Path = "/" // checked for real once the image is mounted
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	p := &prepared{spec: spec, flags: f, release: func() {}}
+	if src.Squashfs != "" {
+		dir, err := flash.AcquireSquashfs(ctx, stateDir(e), src.Squashfs, src.Digest, spec.Name)
+		if err != nil {
+			return nil, err
+		}
+		digest := filepath.Base(dir)
+		spec.Rootfs.Path, spec.Rootfs.File, spec.Rootfs.Digest = dir, src.Squashfs, digest
+		p.release = func() { flash.ReleaseSquashfs(stateDir(e), digest, spec.Name) }
+	} else {
+		spec.Rootfs.Path = src.Dir
+	}
+	uid, gid, err := resolveUser(spec.Rootfs.Path, f.user)
+	if err != nil {
+		p.release()
+		return nil, err
+	}
+	spec.Process.UID, spec.Process.GID = uid, gid
+	if spec.Privileged {
+		fmt.Fprintf(e.stderr, "otok: WARNING: container %s is --privileged: every capability, no seccomp, writable /sys; it can take over this device\n", spec.Name)
+	}
+	return p, nil
+}
+
+// releaseImage drops a container's hold on its squashfs mount.
+func releaseImage(e *env, s *runtime.Spec) {
+	if s.Rootfs.Digest != "" {
+		flash.ReleaseSquashfs(stateDir(e), s.Rootfs.Digest, s.Name)
+	}
+}
+
+// containerRemoveHooks run when a container is removed (network state in
+// its annotations is torn down there). Hooks must be idempotent.
+var containerRemoveHooks []func(ctx context.Context, e *env, st *runtime.State)
+
+// removeContainer deletes a container and everything otok attached to it.
+func removeContainer(ctx context.Context, e *env, r *runtime.Runtime, name string, force bool) error {
+	st, err := r.Delete(ctx, name, force)
+	if st != nil {
+		for _, h := range containerRemoveHooks {
+			h(ctx, e, st)
+		}
+		releaseImage(e, &st.Spec)
+	}
+	return err
+}
+
+// sweepContainers records containers whose otok parent was killed and
+// releases what they held.
+func sweepContainers(ctx context.Context, e *env, r *runtime.Runtime) {
+	names, _ := r.Sweep(ctx)
+	for _, n := range names {
+		if st, err := r.State(n); err == nil {
+			releaseImage(e, &st.Spec)
+		}
+	}
+}
+
+func runCreate(ctx context.Context, e *env, args []string) error {
+	p, err := prepareContainer(ctx, e, commands["create"], args)
+	if err != nil {
+		return err
+	}
+	return startDetached(ctx, e, p, false)
+}
+
+func runRun(ctx context.Context, e *env, args []string) error {
+	p, err := prepareContainer(ctx, e, commands["run"], args)
+	if err != nil {
+		return err
+	}
+	if p.flags.detach {
+		return startDetached(ctx, e, p, true)
+	}
+	return runForeground(ctx, e, p)
+}
+
+func fileOf(x any) *os.File {
+	if f, ok := x.(*os.File); ok {
+		return f
+	}
+	return nil
+}
+
+// runForeground runs the container as a child of this process, with the
+// caller's terminal or streams, forwarding signals; it returns the
+// container's exit code as an exitError.
+func runForeground(ctx context.Context, e *env, p *prepared) (err error) {
+	spec, f := p.spec, p.flags
+	r := newRuntime(e)
+	var io runtime.IO
+	var master *os.File
+	stdin, stdout := fileOf(e.stdin), fileOf(e.stdout)
+	if spec.Process.Terminal {
+		m, s, err := openPty()
+		if err != nil {
+			p.release()
+			return err
+		}
+		master = m
+		defer master.Close()
+		defer s.Close()
+		io = runtime.IO{Stdin: s, Stdout: s, Stderr: s}
+	} else {
+		io = runtime.IO{Stdout: stdout, Stderr: fileOf(e.stderr)}
+		if f.interactive {
+			io.Stdin = stdin
+		}
+	}
+	// Signals are caught from here on and forwarded once the container runs.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs)
+	defer signal.Stop(sigs)
+	c, err := r.Create(ctx, spec, runtime.CreateOptions{IO: io, KillOnParentExit: true})
+	if err != nil {
+		p.release()
+		return err
+	}
+	cleanup := func() {
+		if f.rm {
+			removeContainer(context.Background(), e, r, spec.Name, true)
+		} else {
+			p.release()
+		}
+	}
+	detach, err := f.net.attach(ctx, e, spec.Name, c.Pid())
+	if err != nil {
+		r.Kill(spec.Name, syscall.SIGKILL)
+		c.Wait(context.Background())
+		removeContainer(context.Background(), e, r, spec.Name, true)
+		return err
+	}
+	var done chan struct{}
+	var term *terminal
+	if master != nil {
+		io.Stdin.Close() // the container holds its own copy
+		var in io_Reader
+		if f.interactive {
+			in = e.stdin
+		}
+		term = setupTerminal(stdin, master)
+		done = copyPty(master, in, e.stdout)
+	}
+	if err := c.Start(ctx); err != nil {
+		if term != nil {
+			term.restore()
+		}
+		r.Kill(spec.Name, syscall.SIGKILL)
+		c.Wait(context.Background())
+		detach(context.Background())
+		cleanup()
+		return err
+	}
+	go func() {
+		for s := range sigs {
+			sig, ok := s.(syscall.Signal)
+			if !ok || sig == syscall.SIGCHLD || sig == syscall.SIGURG || sig == syscall.SIGWINCH || sig == syscall.SIGPIPE {
+				continue
+			}
+			syscall.Kill(c.Pid(), sig)
+		}
+	}()
+	st, werr := c.Wait(context.Background())
+	if done != nil {
+		<-done
+	}
+	if term != nil {
+		term.restore()
+	}
+	detach(context.Background())
+	cleanup()
+	if werr != nil && st == nil {
+		return werr
+	}
+	if st.OOMKilled {
+		fmt.Fprintf(e.stderr, "otok: container %s: killed by the OOM killer (memory limit)\n", spec.Name)
+	}
+	if st.ExitCode != 0 {
+		return &exitError{code: st.ExitCode}
+	}
+	return nil
+}
+
+type io_Reader = io.Reader
+
+// errNotRunning marks operations on stopped containers.
+var errNotRunning = errors.New("not running")
