@@ -49,6 +49,7 @@ const (
 	CodeBusy           Code = "busy"         // too many commands in flight
 	CodeVerify         Code = "verify"       // image failed verification
 	CodeTimeout        Code = "timeout"
+	CodeUnavailable    Code = "unavailable" // a part is missing; a retry may succeed
 	CodeInternal       Code = "internal"
 )
 

@@ -27,7 +27,7 @@ type Status struct {
 	Images     []Image            `cbor:"6,keyasint,omitempty"`
 	Containers []Container        `cbor:"7,keyasint,omitempty"`
 	Flash      *Flash             `cbor:"8,keyasint,omitempty"`
-	Reached    map[string]Reached `cbor:"9,keyasint,omitempty"`  // scope ("dev" or "group/<g>") → version reached
+	Reached    map[string]Reached `cbor:"9,keyasint,omitempty"`  // scope ("dev/<id>" or "group/<g>") → version reached
 	Dropped    uint64             `cbor:"10,keyasint,omitempty"` // events dropped from the offline queue
 	Groups     []string           `cbor:"11,keyasint,omitempty"`
 }
