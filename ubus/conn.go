@@ -94,23 +94,26 @@ func dialPath(ctx context.Context, path string) (*conn, error) {
 		pending: map[uint16]*pending{}, done: make(chan struct{})}, nil
 }
 
-// dial connects to opts.Path or, if empty, the default then the fallback.
+// FindSocket returns the first of DefaultSocket and FallbackSocket that
+// exists, or "" when neither does (ubus is not running on this system).
+func FindSocket() string {
+	for _, p := range []string{DefaultSocket, FallbackSocket} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Type() == os.ModeSocket {
+			return p
+		}
+	}
+	return ""
+}
+
+// dial connects to path or, if empty, the default then the fallback socket.
 func dial(ctx context.Context, path string) (*conn, error) {
 	if path != "" {
 		return dialPath(ctx, path)
 	}
-	cn, err := dialPath(ctx, DefaultSocket)
-	if err == nil {
-		return cn, nil
+	if p := FindSocket(); p != "" {
+		return dialPath(ctx, p)
 	}
-	if _, serr := os.Stat(DefaultSocket); serr == nil {
-		return nil, err // the socket is there; report why it failed
-	}
-	cn, err2 := dialPath(ctx, FallbackSocket)
-	if err2 != nil {
-		return nil, errors.Join(err, err2)
-	}
-	return cn, nil
+	return nil, fmt.Errorf("no socket at %s or %s: %w", DefaultSocket, FallbackSocket, os.ErrNotExist)
 }
 
 // send writes one message. A failed or partial write loses framing, so it
