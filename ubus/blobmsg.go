@@ -250,9 +250,13 @@ func decodeTable(data []byte, ordered bool) (any, error) {
 type encoder struct {
 	blobBuf
 	depth int
+	err   error // first unencodable name
 }
 
 func (e *encoder) begin(t Type, name string) int {
+	if len(name) > math.MaxUint16 && e.err == nil {
+		e.err = fmt.Errorf("ubus: encode: name of %d bytes exceeds %d", len(name), math.MaxUint16)
+	}
 	off := e.open(uint8(t), true)
 	e.b = binary.BigEndian.AppendUint16(e.b, uint16(len(name)))
 	e.b = append(e.b, name...)

@@ -104,7 +104,7 @@ func (o *Object) signature() ([]byte, error) {
 		}
 		e.unnest(off)
 	}
-	return e.b, nil
+	return e.b, e.err
 }
 
 // AddObject publishes o (ADD_OBJECT with its signature). With

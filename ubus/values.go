@@ -29,6 +29,9 @@ func Marshal(v any) ([]byte, error) {
 	if err := e.tableContent(reflect.ValueOf(v)); err != nil {
 		return nil, err
 	}
+	if e.err != nil {
+		return nil, e.err
+	}
 	if len(e.b) > MaxMessageSize {
 		return nil, fmt.Errorf("ubus: encode: %d bytes exceed the %d byte message limit", len(e.b), MaxMessageSize)
 	}
