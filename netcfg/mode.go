@@ -110,14 +110,14 @@ func ParseNet(s string) (Spec, error) {
 		if opts != "" {
 			for _, o := range strings.Split(opts, ",") {
 				v := strings.TrimPrefix(o, "mode=")
-				if sp.Sub != "" {
-					return bad("more than one mode")
-				}
 				if !validSub(sp.Mode, v) {
 					if sp.Mode == ModeMacvlan {
 						return bad("unknown macvlan mode %q (bridge, private, vepa, passthru)", v)
 					}
 					return bad("unknown ipvlan mode %q (l2, l3)", v)
+				}
+				if sp.Sub != "" {
+					return bad("more than one mode")
 				}
 				sp.Sub = v
 			}

@@ -19,7 +19,7 @@ func vlanName(lower string, vid int) string {
 		return n
 	}
 	sum := sha256.Sum256([]byte(n))
-	return "otkv" + hex.EncodeToString(sum[:4]) + "." + strconv.Itoa(vid)
+	return "otkv" + hex.EncodeToString(sum[:3]) + "." + strconv.Itoa(vid)
 }
 
 // ensureVLAN returns the VLAN vid sub-interface of lower, creating it
