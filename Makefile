@@ -16,7 +16,7 @@ SIZE_LIMIT_MIPSLE ?= 8000000
 
 export CGO_ENABLED=0
 
-.PHONY: help build cross size test deps vet unit unit-qemu system bench demo fuzz clean
+.PHONY: help build cross size test deps vet unit unit-qemu system bench demo fuzz clean ipk apk
 
 help:
 	@echo "make build      host binary in $(DIST)/otok"
@@ -25,6 +25,8 @@ help:
 	@echo "make test       deps + vet + unit tests (native, mips, arm under qemu-user) + system tests"
 	@echo "make bench      every benchmark, one table"
 	@echo "make demo       build an image and run containers end to end (root)"
+	@echo "make ipk ARCH=A OpenWrt opkg package dist/otok_<version>_<A>.ipk (A: mipsel_24kc, x86_64, ...)"
+	@echo "make apk ARCH=A OpenWrt 25.12+ apk v3 package dist/otok-<version>_<A>.apk"
 
 build:
 	@mkdir -p $(DIST)
@@ -74,6 +76,27 @@ demo: deps build
 
 fuzz:
 	@bash test/fuzz.sh $${FUZZTIME:-60s}
+
+# OpenWrt packages from the static binaries, without the SDK (see
+# openwrt-feed/README.md): make ipk|apk ARCH=<OpenWrt package arch>. The
+# arch table (and how to add one) is openwrt-feed/mkpkg/arch.go. Every input
+# is checked before anything is built or written. PKG_VERSION overrides the
+# version derived from git describe, BIN the binary (default: build it).
+PKG_RELEASE       ?= 1
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
+MKPKG_ARGS = -format $@ -arch '$(ARCH)' -dist '$(DIST)' -epoch '$(SOURCE_DATE_EPOCH)' \
+	-commit "$$(git rev-parse HEAD 2>/dev/null)" \
+	$(if $(PKG_VERSION),-version '$(PKG_VERSION)',-release '$(PKG_RELEASE)' \
+	-describe "$$(git describe --tags --long --always --abbrev=7 2>/dev/null)" \
+	-commits "$$(git rev-list --count HEAD 2>/dev/null)")
+
+ipk apk:
+	@cross=$$($(GO) run ./openwrt-feed/mkpkg -check $(MKPKG_ARGS)) || exit 1; \
+	if [ -z '$(BIN)' ]; then \
+		sel=; for t in $(CROSS_TARGETS); do case $$t in "$$cross":*) sel=$$t;; esac; done; \
+		$(MAKE) --no-print-directory cross CROSS_TARGETS="$$sel" || exit 1; \
+	fi; \
+	$(GO) run ./openwrt-feed/mkpkg $(MKPKG_ARGS) $(if $(BIN),-bin '$(BIN)')
 
 clean:
 	rm -rf $(DIST)
