@@ -1,0 +1,125 @@
+#!/bin/bash
+# Fetches (once) the Debian kernel and busybox-static for one guest arch into
+# the cache and prints what the harness needs as KEY=VALUE lines:
+#
+#   test/qemu/fetch.sh ARCH [CACHE_DIR]      ARCH: mipsel | armhf | arm64 | mips
+#
+# Uses a private apt configuration under CACHE/apt (sources.list with
+# [arch=mipsel,armhf,arm64] on this machine's Debian mirror): the system's
+# dpkg architectures and apt lists are left alone. The kernel ABI is resolved
+# from the metapackage at run time (point releases rename it). Every cached
+# .deb is checked against the SHA256 in the package index before use; a
+# mismatch is deleted and fetched again.
+#
+# For `mips` (big endian, no Debian port) it runs mips-kernel.sh and prints no
+# busybox: that guest's /init is the Go program and its container image is
+# built from the Go toybox (see README.md).
+#
+# Exit status 2 means an infrastructure problem (mirror, download, missing
+# tool), never an otok failure; the harness reports it as such.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+arch=${1:?usage: fetch.sh ARCH [CACHE_DIR]}
+cache=${2:-${OTOK_QEMU_CACHE:-/var/cache/otok-qemu}}
+infra() { echo "fetch $arch: infra: $*" >&2; exit 2; }
+
+if [[ $arch == mips ]]; then
+  vmlinux=$("$here/mips-kernel.sh" "$cache") || exit $?
+  kver=$(strings "$vmlinux" | grep -m1 -oE 'Linux version [^ ]+' | cut -d' ' -f3)
+  echo "KERNEL=$vmlinux"
+  echo "KVER=$kver"
+  echo "MODDIR="
+  echo "BUSYBOX="
+  exit 0
+fi
+
+case $arch in
+  mipsel) flavour=4kc-malta ;;
+  armhf)  flavour=armmp-lpae ;;
+  arm64)  flavour=arm64 ;;
+  *) echo "fetch: unknown arch $arch" >&2; exit 1 ;;
+esac
+
+apt_dir=$cache/apt
+mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$cache/debs"
+exec 9>"$apt_dir/lock"
+flock 9
+
+# The machine's Debian mirror, from its own apt sources. Only bookworm main:
+# the security mirror's armhf index was seen out of sync here (size
+# mismatch), and the point-release kernel is what the tests need.
+mirror=$(grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null | head -1 | tr -d ' ' || true)
+mirror=${mirror:-http://deb.debian.org/debian}
+mirror=${mirror%/}
+if [[ ! -f $apt_dir/sources.list ]] || ! grep -q "$mirror " "$apt_dir/sources.list"; then
+  echo "deb [arch=mipsel,armhf,arm64] $mirror bookworm main" >"$apt_dir/sources.list"
+  rm -f "$apt_dir/updated"
+fi
+APT=(-o Dir::Etc::SourceList="$apt_dir/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+     -o Dir::State::Lists="$apt_dir/lists" -o Dir::Cache="$apt_dir/cache"
+     -o Dir::State::status=/dev/null -o Debug::NoLocking=1
+     -o APT::Architectures::=mipsel -o APT::Architectures::=armhf -o APT::Architectures::=arm64
+     -o APT::Architecture=amd64 -o Acquire::Retries=3 -q)
+
+# Refresh the index at most once a day (point releases rename the ABI).
+if [[ ! -f $apt_dir/updated ]] || [[ -n $(find "$apt_dir/updated" -mmin +1440) ]]; then
+  if apt-get "${APT[@]}" update >"$apt_dir/update.log" 2>&1; then
+    touch "$apt_dir/updated"
+  elif ! ls "$apt_dir/lists/"*_main_binary-"$arch"_Packages* >/dev/null 2>&1; then
+    tail -5 "$apt_dir/update.log" >&2; infra "apt-get update failed and no cached index"
+  else
+    echo "fetch $arch: apt-get update failed, using the cached index" >&2
+  fi
+fi
+
+# Newest candidate of PKG:ARCH, with its filename and SHA256 from the index.
+field() { apt-cache "${APT[@]}" show "$1:$arch=$2" 2>/dev/null | awk -v f="$3:" '$1==f{print $2; exit}'; }
+candidate() { apt-cache "${APT[@]}" policy "$1:$arch" 2>/dev/null | awk '/Candidate:/{print $2}'; }
+
+meta=linux-image-$flavour
+metaver=$(candidate "$meta")
+[[ -n $metaver && $metaver != "(none)" ]] || infra "$meta:$arch not in the index"
+kpkg=$(field "$meta" "$metaver" Depends | tr ',' '\n' | grep -oE "linux-image-[0-9][^ ]*-$flavour" | head -1 || true)
+[[ -n $kpkg ]] || kpkg=$(apt-cache "${APT[@]}" show "$meta:$arch=$metaver" | sed -n 's/^Depends: //p' | tr ',' '\n' | grep -oE "linux-image-[0-9][^ ]*-$flavour( |$)" | head -1 | tr -d ' ')
+[[ -n $kpkg ]] || infra "cannot resolve the kernel ABI from $meta $metaver"
+
+fetch() { # PKG -> path of a verified .deb in the cache
+  local pkg=$1 ver sha file deb
+  ver=$(candidate "$pkg"); [[ -n $ver && $ver != "(none)" ]] || infra "$pkg:$arch not in the index"
+  sha=$(field "$pkg" "$ver" SHA256); file=$(field "$pkg" "$ver" Filename)
+  [[ -n $sha && -n $file ]] || infra "$pkg:$arch $ver has no SHA256/Filename in the index"
+  deb=$cache/debs/$(basename "$file")
+  if [[ -f $deb ]] && echo "$sha  $deb" | sha256sum -c --quiet - >/dev/null 2>&1; then echo "$deb"; return; fi
+  rm -f "$deb"
+  echo "fetch $arch: downloading $pkg $ver" >&2
+  (cd "$cache/debs" && apt-get "${APT[@]}" download "$pkg:$arch=$ver" >"$apt_dir/download.log" 2>&1) ||
+    { tail -3 "$apt_dir/download.log" >&2; infra "download of $pkg:$arch $ver failed"; }
+  # apt-get download names the file pkg_ver_arch.deb with the epoch colon escaped.
+  local got; got=$(ls -t "$cache/debs/${pkg}_"*"_$arch.deb" | head -1)
+  [[ $got == "$deb" ]] || mv "$got" "$deb"
+  echo "$sha  $deb" | sha256sum -c --quiet - >/dev/null 2>&1 || { rm -f "$deb"; infra "$pkg:$arch: sha256 mismatch after download"; }
+  echo "$deb"
+}
+
+kdeb=$(fetch "$kpkg")
+bdeb=$(fetch busybox-static)
+
+# Unpack once per .deb (the directory name carries the .deb's name).
+unpack() { local deb=$1 dir
+  dir=$cache/$arch/$(basename "$deb" .deb)
+  if [[ ! -f $dir/.ok ]]; then rm -rf "$dir"; mkdir -p "$dir"; dpkg-deb -x "$deb" "$dir"; touch "$dir/.ok"; fi
+  echo "$dir"; }
+kdir=$(unpack "$kdeb")
+bdir=$(unpack "$bdeb")
+kver=$(ls "$kdir/lib/modules" | head -1)
+[[ -n $kver ]] || infra "$kpkg has no /lib/modules"
+if [[ ! -f $kdir/lib/modules/$kver/modules.dep ]]; then
+  depmod -b "$kdir" "$kver" || infra "depmod failed"
+fi
+kernel=$(ls "$kdir"/boot/vmlinu[xz]-"$kver" 2>/dev/null | head -1)
+[[ -n $kernel ]] || infra "$kpkg has no /boot/vmlinu[xz]-$kver"
+echo "KERNEL=$kernel"
+echo "KVER=$kver"
+echo "MODDIR=$kdir"
+echo "BUSYBOX=$bdir/bin/busybox"

@@ -1,0 +1,69 @@
+#!/bin/bash
+# Builds (once) the big-endian MIPS malta kernel for the `mips` guest from
+# Debian's linux-source-6.1 and prints the path of the cached vmlinux.
+#
+#   test/qemu/mips-kernel.sh [CACHE_DIR]
+#
+# Debian 12 has no big-endian mips port, so there is no kernel package to
+# fetch. The result is keyed by the linux-source package version and the
+# sha256 of this script and mips-kernel.config; a cached vmlinux is verified
+# against the sha256 recorded beside it before it is reused. The build runs
+# under `nice -n 19` with -j$JOBS (default 2): this is CI's slowest step cold.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${1:-${OTOK_QEMU_CACHE:-/var/cache/otok-qemu}}
+jobs=${JOBS:-2}
+src_tar=/usr/src/linux-source-6.1.tar.xz
+
+need() { command -v "$1" >/dev/null || { echo "mips-kernel: infra: $1 missing (make deps installs it)" >&2; exit 2; }; }
+[[ -f $src_tar ]] || { echo "mips-kernel: infra: $src_tar missing (apt-get install linux-source-6.1)" >&2; exit 2; }
+need mips-linux-gnu-gcc; need bc; need flex; need bison; need make
+
+srcver=$(dpkg-query -W -f='${Version}' linux-source-6.1)
+key=$( { echo "$srcver"; cat "$here/mips-kernel.config" "$here/mips-kernel.sh"; } | sha256sum | cut -c1-16)
+out=$cache/mips/vmlinux-$key
+if [[ -f $out && -f $out.sha256 ]] && (cd "$(dirname "$out")" && sha256sum -c --quiet "$(basename "$out").sha256" >/dev/null 2>&1); then
+  echo "$out"; exit 0
+fi
+
+mkdir -p "$cache/mips" "$cache/build"
+work=$cache/build/linux-mips-$key
+lock=$cache/build/mips-kernel.lock
+exec 9>"$lock"
+flock 9
+# Another run may have finished it while we waited for the lock.
+if [[ -f $out && -f $out.sha256 ]] && (cd "$(dirname "$out")" && sha256sum -c --quiet "$(basename "$out").sha256" >/dev/null 2>&1); then
+  echo "$out"; exit 0
+fi
+start=$(date +%s)
+if [[ ! -f $work/.extracted ]]; then
+  rm -rf "$work"; mkdir -p "$work"
+  echo "mips-kernel: extracting $src_tar ($srcver)" >&2
+  tar -xJf "$src_tar" -C "$work" --strip-components=1
+  touch "$work/.extracted"
+fi
+mk() { nice -n 19 make -C "$work" ARCH=mips CROSS_COMPILE=mips-linux-gnu- "$@"; }
+mk -s malta_defconfig >&2
+# Drop everything malta_defconfig builds as a module: with CONFIG_MODULES
+# off Kconfig would turn each =m into =y and build hundreds of drivers.
+sed -i -E 's/^(CONFIG_[A-Za-z0-9_]+)=m$/# \1 is not set/' "$work/.config"
+cat "$here/mips-kernel.config" >>"$work/.config"
+mk -s olddefconfig >&2
+# Every =y in the fragment must survive olddefconfig (a renamed or
+# dependency-blocked option would silently vanish).
+bad=0
+while read -r line; do
+  grep -qx "$line" "$work/.config" || { echo "mips-kernel: config lost: $line" >&2; bad=1; }
+done < <(grep -E '^CONFIG_[A-Za-z0-9_]+=y$' "$here/mips-kernel.config")
+((bad == 0)) || exit 1
+echo "mips-kernel: building vmlinux with -j$jobs (nice 19); ~8-25 min on 2 shared cores" >&2
+mk -j"$jobs" vmlinux >"$work/build.log" 2>&1 || { tail -40 "$work/build.log" >&2; exit 1; }
+mips-linux-gnu-strip -o "$out.tmp" "$work/vmlinux"
+mv "$out.tmp" "$out"
+(cd "$(dirname "$out")" && sha256sum "$(basename "$out")" >"$(basename "$out").sha256")
+echo "mips-kernel: built $out in $(( $(date +%s) - start ))s" >&2
+# Keep the configured tree (incremental rebuilds), drop object files of
+# older keys.
+for d in "$cache"/build/linux-mips-*; do [[ $d == "$work" ]] || rm -rf "$d"; done
+echo "$out"

@@ -1,0 +1,238 @@
+package qemu
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// InfraError is a problem of the test infrastructure (mirror, download,
+// missing host tool, kernel build), not a failure of otok.
+type InfraError struct{ Err error }
+
+func (e *InfraError) Error() string { return "infrastructure: " + e.Err.Error() }
+func (e *InfraError) Unwrap() error { return e.Err }
+
+// IsInfra reports whether err is an infrastructure error.
+func IsInfra(err error) bool { var ie *InfraError; return errors.As(err, &ie) }
+
+// DefaultCache is where downloads and the mips kernel are kept between runs.
+func DefaultCache() string {
+	if c := os.Getenv("OTOK_QEMU_CACHE"); c != "" {
+		return c
+	}
+	return "/var/cache/otok-qemu"
+}
+
+// PrepareOptions says where things are.
+type PrepareOptions struct {
+	Arch  *Arch
+	Repo  string // repository root (test/qemu/*.sh and guestinit live there)
+	Dist  string // directory with make cross output (otok-<dist>); "" = no otok in the guest
+	Cache string // default DefaultCache()
+	Work  string // scratch directory for this run (required)
+	// Log receives progress lines (fetching, building); may be nil.
+	Log func(format string, args ...any)
+}
+
+// Guest is a prepared arch: a kernel and a base initramfs.
+type Guest struct {
+	Arch    *Arch
+	Kernel  string
+	KVer    string
+	Base    string // gzip'd cpio: /init, modules, busybox, otok
+	Busybox string // host path of the arch's busybox ("" on mips)
+	Toybox  string // host path of the Go toybox built for the arch
+}
+
+// Prepare fetches (or reuses) the arch's kernel and busybox, builds the Go
+// /init and toybox for it and writes the base initramfs into o.Work.
+func Prepare(ctx context.Context, o PrepareOptions) (*Guest, error) {
+	a := o.Arch
+	if o.Cache == "" {
+		o.Cache = DefaultCache()
+	}
+	if o.Log == nil {
+		o.Log = func(string, ...any) {}
+	}
+	if _, err := exec.LookPath(a.QEMU); err != nil {
+		return nil, &InfraError{fmt.Errorf("%s: %s not installed (make deps)", a.Name, a.QEMU)}
+	}
+	kv, err := fetch(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	g := &Guest{Arch: a, Kernel: kv["KERNEL"], KVer: kv["KVER"], Busybox: kv["BUSYBOX"]}
+	dir := filepath.Join(o.Work, a.Name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	initBin := filepath.Join(dir, "init")
+	if err := GoBuild(ctx, a, o.Repo, "./test/qemu/guestinit", initBin); err != nil {
+		return nil, err
+	}
+	g.Toybox = filepath.Join(dir, "toybox")
+	if err := GoBuild(ctx, a, o.Repo, "./test/qemu/toybox", g.Toybox); err != nil {
+		return nil, err
+	}
+	var ar Archive
+	baseLayout(&ar, a)
+	if err := ar.Copy("/init", initBin, 0o755); err != nil {
+		return nil, err
+	}
+	if err := ar.Copy("/bin/toybox", g.Toybox, 0o755); err != nil {
+		return nil, err
+	}
+	if g.Busybox != "" {
+		if err := ar.Copy("/bin/busybox", g.Busybox, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if o.Dist != "" {
+		bin := filepath.Join(o.Dist, "otok-"+a.Dist)
+		if _, err := os.Stat(bin); err != nil {
+			return nil, fmt.Errorf("%s: %s missing (make cross): %w", a.Name, bin, err)
+		}
+		if err := ar.Copy("/usr/bin/otok", bin, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if moddir := kv["MODDIR"]; moddir != "" {
+		mods, err := moduleOrder(ctx, moddir, g.KVer, a.Modules)
+		if err != nil {
+			return nil, &InfraError{fmt.Errorf("%s: modules: %w", a.Name, err)}
+		}
+		var list []string
+		for _, m := range mods {
+			dst := "/lib/modules/" + filepath.Base(m)
+			if err := ar.Copy(dst, m, 0o644); err != nil {
+				return nil, err
+			}
+			list = append(list, dst)
+		}
+		ar.File("/etc/otok-qemu/modules", 0o644, []byte(strings.Join(list, "\n")+"\n"))
+	}
+	g.Base = filepath.Join(dir, "base.cpio.gz")
+	f, err := os.Create(g.Base)
+	if err != nil {
+		return nil, err
+	}
+	if err := ar.WriteGzip(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return g, f.Close()
+}
+
+// baseLayout is the skeleton every guest has.
+func baseLayout(ar *Archive, a *Arch) {
+	for _, d := range []string{"/dev", "/proc", "/sys", "/tmp", "/run", "/overlay", "/etc/otok/keys", "/var", "/root", "/usr/sbin", "/sbin", "/mnt"} {
+		ar.Dir(d, 0o755)
+	}
+	ar.Dir("/tmp", 0o1777)
+	ar.CharDev("/dev/console", 0o600, 5, 1)
+	ar.CharDev("/dev/null", 0o666, 1, 3)
+	ar.File("/etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/var:/bin/false\n"))
+	ar.File("/etc/group", 0o644, []byte("root:x:0:\nnogroup:x:65534:\n"))
+	ar.File("/etc/hosts", 0o644, []byte("127.0.0.1 localhost\n10.0.2.2 host\n"))
+	ar.File("/etc/resolv.conf", 0o644, []byte("nameserver 10.0.2.3\n"))
+	ar.File("/etc/otok-qemu/arch", 0o644, []byte(a.Name+"\n"))
+	// Looks like OpenWrt to otok check (release and board description).
+	ar.File("/etc/openwrt_release", 0o644, []byte(fmt.Sprintf(
+		"DISTRIB_ID='OpenWrt'\nDISTRIB_RELEASE='24.10.0'\nDISTRIB_REVISION='r0-otok-qemu'\nDISTRIB_TARGET='qemu/%s'\nDISTRIB_ARCH='%s'\nDISTRIB_DESCRIPTION='OpenWrt 24.10.0 (otok qemu %s)'\n",
+		a.Name, a.Name, a.Name)))
+}
+
+// fetch runs fetch.sh and parses its KEY=VALUE lines.
+func fetch(ctx context.Context, o PrepareOptions) (map[string]string, error) {
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(o.Repo, "test/qemu/fetch.sh"), o.Arch.Name, o.Cache)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, &InfraError{fmt.Errorf("%s: fetch.sh: %v: %s", o.Arch.Name, err, lastLines(stderr.String(), 8))}
+	}
+	if s := strings.TrimSpace(stderr.String()); s != "" {
+		for _, l := range strings.Split(s, "\n") {
+			o.Log("%s", l)
+		}
+	}
+	kv := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+			kv[k] = v
+		}
+	}
+	if kv["KERNEL"] == "" {
+		return nil, &InfraError{fmt.Errorf("%s: fetch.sh printed no KERNEL", o.Arch.Name)}
+	}
+	return kv, nil
+}
+
+// moduleOrder resolves modules and their dependencies to .ko paths in load
+// order (modprobe --show-depends), skipping built-ins and unknown names.
+func moduleOrder(ctx context.Context, moddir, kver string, names []string) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range names {
+		b, err := exec.CommandContext(ctx, "modprobe", "-d", moddir, "-S", kver, "--show-depends", n).CombinedOutput()
+		if err != nil {
+			if strings.Contains(string(b), "not found") {
+				continue
+			}
+			return nil, fmt.Errorf("modprobe --show-depends %s: %v: %s", n, err, b)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			f := strings.Fields(l)
+			if len(f) < 2 || f[0] != "insmod" {
+				continue
+			}
+			if !seen[f[1]] {
+				seen[f[1]] = true
+				out = append(out, f[1])
+			}
+		}
+	}
+	return out, nil
+}
+
+// GoBuild builds a static Go program for the arch.
+func GoBuild(ctx context.Context, a *Arch, repo, pkg, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+	cmd.Dir = repo
+	cmd.Env = append(os.Environ(), a.Env()...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: go build %s: %v\n%s", a.Name, pkg, err, b)
+	}
+	return nil
+}
+
+// GoTestBuild compiles a package's test binary for the arch ("" if the
+// package has no tests).
+func GoTestBuild(ctx context.Context, a *Arch, repo, pkg, out string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "test", "-c", "-o", out, pkg)
+	cmd.Dir = repo
+	cmd.Env = append(os.Environ(), a.Env()...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%s: go test -c %s: %v\n%s", a.Name, pkg, err, b)
+	}
+	if _, err := os.Stat(out); err != nil {
+		return "", nil
+	}
+	return out, nil
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
