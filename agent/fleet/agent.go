@@ -59,7 +59,7 @@ type Error struct {
 	Msg  string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Msg) }
+func (e *Error) Error() string { return e.Msg }
 
 // CodeOf returns err's code: that of an *Error in its chain, that of any
 // error with a `FleetCode() string` method (how the agent's typed errors

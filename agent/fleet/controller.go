@@ -59,6 +59,8 @@ type DevEvent struct {
 }
 
 type waiter struct {
+	mu       sync.Mutex
+	max      uint8 // replies may arrive out of order; progress only grows
 	progress func(uint8)
 	final    chan *Reply
 }
@@ -144,7 +146,12 @@ func (k *Controller) route(_ mqtt.Client, m mqtt.Message) {
 			default:
 			}
 		} else if w.progress != nil {
-			w.progress(r.Progress)
+			w.mu.Lock()
+			if r.Progress > w.max {
+				w.max = r.Progress
+				w.progress(r.Progress)
+			}
+			w.mu.Unlock()
 		}
 		return
 	case "event":
@@ -347,14 +354,21 @@ func (k *Controller) CurrentDesired(ctx context.Context, scope string) (*Desired
 // above the version currently retained there. It returns the version.
 func (k *Controller) Deploy(ctx context.Context, d *Desired) (uint64, error) {
 	if d.Version == 0 {
-		cur, err := k.CurrentDesired(ctx, d.Scope)
-		if err != nil {
-			return 0, fmt.Errorf("desired %s: read current: %w", d.Scope, err)
-		}
-		d.Version = 1
+		// One above both the retained document (if it can be read: a
+		// broken one is replaced) and anything a device reports.
+		cur, _ := k.CurrentDesired(ctx, d.Scope)
 		if cur != nil {
-			d.Version = cur.Version + 1
+			d.Version = cur.Version
 		}
+		k.mu.Lock()
+		for _, v := range k.devs {
+			if v.Status != nil {
+				r := v.Status.Reached[d.Scope]
+				d.Version = max(d.Version, r.Version, r.Applying)
+			}
+		}
+		k.mu.Unlock()
+		d.Version++
 	}
 	if d.Issued == 0 {
 		d.Issued = nowMs()

@@ -23,7 +23,7 @@ func (s *Session) handleDesired(topic string, b []byte) {
 	}
 	d, err := s.openDesired(scope, b)
 	if err != nil {
-		s.Logf("fleet %s: desired %s rejected: %v", s.cfg.DeviceID, scope, err)
+		s.Logf("fleet %s: desired %s rejected (%s): %v", s.cfg.DeviceID, scope, CodeOf(err), err)
 		s.emit(Event{Kind: "reject", Msg: truncate(fmt.Sprintf("desired %s: %v", scope, err), 512)})
 		s.dmu.Lock()
 		r := s.reached[scope]
