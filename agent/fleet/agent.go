@@ -3,7 +3,6 @@ package fleet
 import (
 	"context"
 	"errors"
-	"fmt"
 )
 
 // Agent is the fleet's view of the agent: the command API, the status
