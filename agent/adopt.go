@@ -1,0 +1,168 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// Re-adoption. Containers do not depend on the agent process: their init
+// is not killed when the agent dies (no PDEATHSIG), their output goes to a
+// file on tmpfs, not to a pipe the agent holds. After `kill -9` of the
+// agent, procd respawns it; the new agent reads its state file, checks
+// that each recorded init is still the same process (pid and start time
+// from /proc/PID/stat, so a reused pid is not mistaken for it), and
+// resumes supervision: it waits on the init through a pidfd, runs health
+// checks, and applies the restart policy when it exits. The exit status of
+// an adopted init is not readable by a process that is not its parent: it
+// is reported as unknown and counts as a failure for on-failure.
+
+// adopt re-adopts what the state file lists.
+func (a *Agent) adopt(ctx context.Context) {
+	st := a.loadState()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for n, s := range st.API {
+		if s != nil && ValidName(n) && s.Name == n {
+			a.api[n] = s
+		}
+	}
+	for n, r := range st.Ctrs {
+		if !ValidName(n) || r == nil {
+			continue
+		}
+		c := &ctr{name: n, run: r.Run, img: r.Image, net: r.Net, created: r.Created, started: r.Started,
+			restarts: r.Restarts, failures: r.Failures, userStopped: r.UserStopped, state: StateStopped, gen: 1}
+		a.ctrs[n] = c
+		if !r.Running || r.Run == nil {
+			continue
+		}
+		if err := checkProc(r.Proc); err != nil || a.opts.Runtime == nil {
+			// died while no agent was watching: clean up, then the
+			// restart policy and autostart decide (reconcile)
+			c.exit = &ExitInfo{Unknown: true}
+			c.state = StateExited
+			c.finished = a.clock.Now()
+			a.goroutine(func() { a.cleanupDead(c, r) })
+			a.events.add(Event{Time: a.clock.Now(), Type: EvExit, Container: n, Exit: c.exit, Msg: "exited while the agent was not running"})
+			continue
+		}
+		c.proc, c.adopted, c.state, c.want = r.Proc, true, StateRunning, true
+		c.health = r.Health
+		c.exited = make(chan struct{})
+		a.watchLocked(c, c.gen)
+		if rs, ok := a.opts.Network.(interface{ Resume(string) }); ok && needsNetwork(r.Run) {
+			rs.Resume(n)
+		}
+		a.log.Printf("container %s: re-adopted pid %d", n, r.Proc.Pid)
+		a.events.add(Event{Time: a.clock.Now(), Type: EvAdopt, Container: n, Msg: "pid " + strconv.Itoa(r.Proc.Pid)})
+	}
+}
+
+func (a *Agent) cleanupDead(c *ctr, r *ctrRecord) {
+	ctx := a.ctx
+	if a.opts.Network != nil && r.Run != nil && needsNetwork(r.Run) {
+		_ = a.opts.Network.Detach(ctx, c.name)
+	}
+	if a.opts.Runtime != nil {
+		_ = a.opts.Runtime.Delete(ctx, c.name)
+	}
+	if a.opts.Store != nil && r.Image != nil {
+		_ = a.opts.Store.Release(ctx, r.Image, c.name)
+	}
+}
+
+// ProcStartTime returns field 22 of /proc/PID/stat (start time in clock
+// ticks after boot).
+func ProcStartTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseStatStartTime(b)
+}
+
+func parseStatStartTime(b []byte) (uint64, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	f := bytes.Fields(b[i+1:])
+	// after "pid (comm)": state is field 3, starttime field 22
+	if len(f) < 20 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	return strconv.ParseUint(string(f[19]), 10, 64)
+}
+
+// checkProc reports whether p is still the same live process.
+func checkProc(p Proc) error {
+	if p.Pid <= 0 {
+		return errors.New("no pid")
+	}
+	st, err := ProcStartTime(p.Pid)
+	if err != nil {
+		return err
+	}
+	if p.StartTime != 0 && st != p.StartTime {
+		return fmt.Errorf("pid %d was reused", p.Pid)
+	}
+	return nil
+}
+
+// WaitProc waits for p to exit through a pidfd (Linux ≥ 5.3); it works
+// whether or not the caller is p's parent. For a child it also reaps it
+// and returns its status; for another process the status is Unknown.
+// Runtime adapters use it for re-adopted containers.
+func WaitProc(ctx context.Context, p Proc) (*ExitInfo, error) {
+	fd, err := unix.PidfdOpen(p.Pid, 0)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return &ExitInfo{Unknown: true}, nil
+		}
+		return nil, fmt.Errorf("pidfd_open %d: %w", p.Pid, err)
+	}
+	defer unix.Close(fd)
+	if err := checkProc(p); err != nil {
+		return &ExitInfo{Unknown: true}, nil
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		n, err := unix.Poll(fds, 500)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return nil, fmt.Errorf("poll pidfd: %w", err)
+		}
+		if n > 0 {
+			break
+		}
+	}
+	// Readable pidfd: the process exited. A child stays a zombie until
+	// reaped, so its pid cannot have been reused yet.
+	var ws unix.WaitStatus
+	for {
+		got, err := unix.Wait4(p.Pid, &ws, unix.WNOHANG, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || got != p.Pid {
+			return &ExitInfo{Unknown: true}, nil // not our child
+		}
+		return ExitFromStatus(ws), nil
+	}
+}
+
+// ExitFromStatus turns a wait status into an ExitInfo.
+func ExitFromStatus(ws unix.WaitStatus) *ExitInfo {
+	if ws.Signaled() {
+		return &ExitInfo{Code: 128 + int(ws.Signal()), Signal: unix.SignalName(ws.Signal())}
+	}
+	return &ExitInfo{Code: ws.ExitStatus()}
+}

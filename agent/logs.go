@@ -1,0 +1,179 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Container output. The runtime points a container's stdout and stderr at
+// <state>/logs/NAME.log on tmpfs (opened O_APPEND by the runtime, not a
+// pipe held by the agent), so output is neither lost nor blocked while the
+// agent is down: the container keeps writing to the file. The agent keeps
+// each file to about log_size (default 64 KiB) by punching a hole over the
+// oldest part every TrimInterval (fallocate PUNCH_HOLE frees the tmpfs
+// pages; writers are unaffected and nothing is copied). While no agent
+// runs, a file grows without trimming: the bound is the output of those
+// seconds, and the tmpfs size.
+
+// TrimInterval is how often log files are trimmed.
+const TrimInterval = 10 * time.Second
+
+func (a *Agent) logPath(name string) string { return filepath.Join(a.logDir(), name+".log") }
+
+// trimLogs punches out all but the last keep bytes of every log file.
+func (a *Agent) trimLogs() {
+	a.mu.Lock()
+	keep := a.cfg.Agent.LogSize
+	dir := a.logDir()
+	a.mu.Unlock()
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if filepath.Ext(e.Name()) == ".log" {
+			trimFile(filepath.Join(dir, e.Name()), keep)
+		}
+	}
+}
+
+func trimFile(path string, keep int64) {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return
+	}
+	cut := (fi.Size() - keep) &^ 4095
+	if cut <= 0 {
+		return
+	}
+	_ = unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, cut)
+}
+
+// logStart returns the offset of the first byte kept in f: after the
+// punched hole, at a line start.
+func logStart(f *os.File) int64 {
+	off, err := unix.Seek(int(f.Fd()), 0, unix.SEEK_DATA)
+	if err != nil || off < 0 {
+		return 0
+	}
+	if off == 0 {
+		return 0
+	}
+	// skip zeros left in a partial page and the partial first line
+	buf := make([]byte, 4096)
+	n, _ := f.ReadAt(buf, off)
+	b := buf[:n]
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return off + int64(i) + 1
+	}
+	return off
+}
+
+// Logs is the logs op: the kept output (last Tail lines), then (Follow)
+// new output until the peer goes away or the container is removed.
+func (a *Agent) Logs(ctx context.Context, r *LogsRequest, emit func(any) error) error {
+	a.mu.Lock()
+	_, err := a.lookupLocked(r.Name)
+	path := ""
+	if err == nil {
+		path = a.logPath(r.Name)
+	}
+	a.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if !r.Follow {
+			return nil
+		}
+		for errors.Is(err, os.ErrNotExist) {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(250 * time.Millisecond):
+			}
+			f, err = os.Open(path)
+		}
+	}
+	if err != nil {
+		return Errorf(CodeInternal, "container %s: logs: %v", r.Name, err)
+	}
+	defer f.Close()
+	off := logStart(f)
+	fi, _ := f.Stat()
+	end := fi.Size()
+	if r.Tail > 0 {
+		off = tailOffset(f, off, end, r.Tail)
+	}
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := f.ReadAt(buf, off)
+		if n > 0 {
+			if e := emit(LogsChunk{Data: bytes.Clone(buf[:n])}); e != nil {
+				return e
+			}
+			off += int64(n)
+			continue
+		}
+		if err != nil && err != io.EOF {
+			return Errorf(CodeInternal, "container %s: logs: %v", r.Name, err)
+		}
+		if !r.Follow {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.ctx.Done():
+			return nil
+		case <-time.After(200 * time.Millisecond):
+		}
+		if fi, err := f.Stat(); err == nil && fi.Size() < off {
+			off = fi.Size() // truncated
+		}
+		if start := logStart(f); start > off {
+			off = start // trimmed under us
+		}
+	}
+}
+
+// tailOffset finds where the last n lines of f[start:end] begin.
+func tailOffset(f *os.File, start, end int64, n int) int64 {
+	pos := end
+	buf := make([]byte, 4096)
+	lines := 0
+	if end > start {
+		// a final newline does not start a line
+		b := make([]byte, 1)
+		if _, err := f.ReadAt(b, end-1); err == nil && b[0] == '\n' {
+			pos = end - 1
+		}
+	}
+	for pos > start {
+		sz := int64(len(buf))
+		if pos-start < sz {
+			sz = pos - start
+		}
+		k, _ := f.ReadAt(buf[:sz], pos-sz)
+		for i := k - 1; i >= 0; i-- {
+			if buf[i] == '\n' {
+				lines++
+				if lines == n {
+					return pos - sz + int64(i) + 1
+				}
+			}
+		}
+		pos -= sz
+	}
+	return start
+}
