@@ -88,7 +88,14 @@ func (c *Client) newQueue(fn func(Event)) *Listener {
 			c.log.Warn("ubus: event queue full, dropping", "queue", l.obj.kind, "type", ev.Type)
 		}
 	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		close(l.done)
+		return l // addObject refuses it next
+	}
 	c.wg.Add(1)
+	c.mu.Unlock()
 	go func() {
 		defer c.wg.Done()
 		defer close(l.done)
