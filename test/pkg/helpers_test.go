@@ -206,3 +206,10 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
