@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // jsonForm converts a decoded generic value to what encoding/json with
@@ -316,6 +318,68 @@ func TestGoTypes(t *testing.T) {
 	}
 	if err := Unmarshal(bad, &small); err == nil {
 		t.Fatal("overflow not detected")
+	}
+}
+
+type hiddenEmbed struct {
+	Visible string    `ubus:"visible"`
+	When    time.Time `ubus:"when,omitzero"`
+	T       Table     `ubus:"t"`
+}
+
+func TestUnexportedEmbedded(t *testing.T) {
+	type outer struct {
+		hiddenEmbed
+		N int `ubus:"n"`
+	}
+	in := outer{hiddenEmbed{"yes", time.Unix(1, 0).UTC(), Table{{"k", "v"}}}, 2}
+	b, err := Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := Unmarshal(b, &m); err != nil || m["visible"] != "yes" || m["n"] != int32(2) ||
+		!reflect.DeepEqual(m["t"], map[string]any{"k": "v"}) {
+		t.Fatalf("%#v %v", m, err)
+	}
+	var out outer
+	if err := Unmarshal(b, &out); err != nil || out.Visible != "yes" || out.N != 2 {
+		t.Fatalf("%+v %v", out, err)
+	}
+}
+
+func TestTextAndOmit(t *testing.T) {
+	type rec struct {
+		Name    string        `json:"name"`
+		Created time.Time     `json:"created,omitzero"`
+		Started time.Time     `json:"started,omitzero"`
+		IP      net.IP        `json:"ip,omitempty"`
+		Tags    []string      `json:"tags,omitempty"`
+		Timeout time.Duration `json:"timeout,omitempty"`
+	}
+	in := rec{Name: "dns", Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), IP: net.ParseIP("192.168.1.2"), Tags: []string{}}
+	b, err := Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"name": "dns", "created": "2026-01-02T03:04:05Z", "ip": "192.168.1.2"}
+	if !reflect.DeepEqual(m, want) {
+		t.Fatalf("got %#v", m)
+	}
+	var out rec
+	if err := Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !out.Created.Equal(in.Created) || !out.IP.Equal(in.IP) || out.Name != "dns" {
+		t.Fatalf("decoded %+v", out)
+	}
+	bad, _ := Marshal(map[string]any{"created": "yesterday"})
+	if err := Unmarshal(bad, &out); StatusOf(err) != StatusInvalidArgument {
+		t.Fatalf("bad time: %v", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package ubus
 
 import (
+	"encoding"
 	"fmt"
 	"math"
 	"reflect"
@@ -22,7 +23,9 @@ import (
 // and structs → table.
 //
 // Struct fields use the key from the `ubus` tag, else the `json` tag, else
-// the field name; "-" skips a field and ",omitempty" skips zero values.
+// the field name; "-" skips a field, ",omitempty" skips false, 0, "", nil
+// and empty slices and maps, ",omitzero" skips zero values (IsZero). Values
+// implementing encoding.TextMarshaler (time.Time, net.IP…) encode as strings.
 // Embedded structs without a tag are flattened.
 func Marshal(v any) ([]byte, error) {
 	e := encoder{}
@@ -96,8 +99,9 @@ func (e *encoder) tableContent(v reflect.Value) error {
 		return nil
 	}
 	if v.Type() == tableType {
-		for _, f := range v.Interface().(Table) {
-			if err := e.value(f.Name, reflect.ValueOf(f.Value)); err != nil {
+		for i := range v.Len() {
+			f := v.Index(i)
+			if err := e.value(f.Field(0).String(), f.Field(1)); err != nil {
 				return err
 			}
 		}
@@ -118,8 +122,11 @@ func (e *encoder) tableContent(v reflect.Value) error {
 		return nil
 	case reflect.Struct:
 		for _, f := range structFields(v.Type()) {
-			fv := v.FieldByIndex(f.index)
-			if f.omitEmpty && fv.IsZero() {
+			fv, err := v.FieldByIndexErr(f.index)
+			if err != nil { // through a nil embedded pointer
+				continue
+			}
+			if (f.omitEmpty && isEmpty(fv)) || (f.omitZero && isZero(fv)) {
 				continue
 			}
 			if err := e.value(f.name, fv); err != nil {
@@ -132,9 +139,36 @@ func (e *encoder) tableContent(v reflect.Value) error {
 }
 
 var (
-	bytesType = reflect.TypeFor[[]byte]()
-	tableType = reflect.TypeFor[Table]()
+	bytesType           = reflect.TypeFor[[]byte]()
+	tableType           = reflect.TypeFor[Table]()
+	textMarshalerType   = reflect.TypeFor[encoding.TextMarshaler]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
+
+func isEmpty(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Array, reflect.Map, reflect.Slice, reflect.String:
+		return v.Len() == 0
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Interface, reflect.Pointer:
+		return v.IsZero()
+	}
+	return false
+}
+
+func isZero(v reflect.Value) bool {
+	if !v.CanInterface() {
+		return v.IsZero()
+	}
+	if z, ok := v.Interface().(interface{ IsZero() bool }); ok {
+		if v.Kind() == reflect.Pointer && v.IsNil() {
+			return true
+		}
+		return z.IsZero()
+	}
+	return v.IsZero()
+}
 
 func (e *encoder) value(name string, v reflect.Value) error {
 	for v.Kind() == reflect.Interface || v.Kind() == reflect.Pointer {
@@ -146,6 +180,14 @@ func (e *encoder) value(name string, v reflect.Value) error {
 	}
 	if !v.IsValid() {
 		e.scalar(TypeUnspec, name)
+		return nil
+	}
+	if v.Type().Implements(textMarshalerType) && v.CanInterface() {
+		text, err := v.Interface().(encoding.TextMarshaler).MarshalText()
+		if err != nil {
+			return fmt.Errorf("ubus: encode %q: %w", name, err)
+		}
+		e.str(name, string(text))
 		return nil
 	}
 	if v.Type() == tableType {
@@ -232,6 +274,7 @@ type fieldInfo struct {
 	name      string
 	index     []int
 	omitEmpty bool
+	omitZero  bool
 }
 
 var fieldCache sync.Map // reflect.Type → []fieldInfo
@@ -264,7 +307,9 @@ func structFields(t reflect.Type) []fieldInfo {
 			if name == "" {
 				name = sf.Name
 			}
-			out = append(out, fieldInfo{name: name, index: idx, omitEmpty: strings.Contains(","+opts+",", ",omitempty,")})
+			o := "," + opts + ","
+			out = append(out, fieldInfo{name: name, index: idx,
+				omitEmpty: strings.Contains(o, ",omitempty,"), omitZero: strings.Contains(o, ",omitzero,")})
 		}
 	}
 	walk(t, nil)
@@ -297,6 +342,24 @@ func assign(v reflect.Value, g any, path string) error {
 	}
 	if g == nil {
 		v.SetZero()
+		return nil
+	}
+	if v.Type() == tableType {
+		m, ok := g.(map[string]any)
+		if !ok {
+			return mismatch()
+		}
+		v.Set(reflect.ValueOf(tableFromMap(m)))
+		return nil
+	}
+	if v.CanAddr() && v.Addr().Type().Implements(textUnmarshalerType) {
+		s, ok := g.(string)
+		if !ok {
+			return mismatch()
+		}
+		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)); err != nil {
+			return &TypeError{Path: path, Want: v.Type().String(), Got: fmt.Sprintf("string %q (%v)", s, err)}
+		}
 		return nil
 	}
 	switch v.Kind() {
@@ -426,6 +489,25 @@ func assign(v reflect.Value, g any, path string) error {
 		return mismatch()
 	}
 	return nil
+}
+
+// tableFromMap orders a decoded map by key; the wire order is not kept
+// when a Table sits inside a struct or map (decode into *Table to keep it).
+func tableFromMap(m map[string]any) Table {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	t := make(Table, 0, len(m))
+	for _, k := range keys {
+		v := m[k]
+		if sub, ok := v.(map[string]any); ok {
+			v = tableFromMap(sub)
+		}
+		t = append(t, Field{k, v})
+	}
+	return t
 }
 
 func joinPath(p, k string) string {
