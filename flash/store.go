@@ -547,21 +547,30 @@ func (s *Store) writeSquashfs(ctx context.Context, path string, r io.Reader, m *
 		return 0, err
 	}
 	defer f.Close()
-	w := io.MultiWriter(countWriter{f, written}, h)
-	if _, err := w.Write(sbuf[:]); err != nil {
+	cw := countWriter{f, written}
+	if _, err := cw.Write(sbuf[:]); err != nil {
 		return 0, err
 	}
+	h.Write(sbuf[:])
 	total := int64(SuperblockSize)
-	buf := make([]byte, copyBufSize)
+	ah := newAsyncHasher(h, 4, copyBufSize)
+	defer ah.wait()
+	// Start writeback every few MiB so the final fsync has little left
+	// to do and dirty pages do not pile up in a router's small RAM.
+	const flushEvery = 4 << 20
+	flushed := int64(0)
+	fd := int(f.Fd())
 	for {
 		if err := ctx.Err(); err != nil {
 			return total, fmt.Errorf("%s: %w", subject, err)
 		}
+		buf := ah.buffer()
 		want := int64(len(buf))
 		if known && m.Size-total < want {
 			want = m.Size - total
 		}
 		if want == 0 { // declared size reached: the stream must end here
+			ah.release(buf)
 			var one [1]byte
 			if n, _ := io.ReadFull(r, one[:]); n > 0 {
 				return total, fmt.Errorf("%s: stream is longer than the declared size %d", subject, m.Size)
@@ -571,16 +580,25 @@ func (s *Store) writeSquashfs(ctx context.Context, path string, r io.Reader, m *
 		n, err := io.ReadAtLeast(r, buf[:want], 1)
 		if n > 0 {
 			if !known && total+int64(n) > limit {
+				ah.release(buf)
 				sp, _ := s.Space()
 				return total, &NoSpaceError{Subject: subject, Need: total + int64(n), Space: sp, Path: s.root}
 			}
-			if _, werr := w.Write(buf[:n]); werr != nil {
+			if _, werr := cw.Write(buf[:n]); werr != nil {
+				ah.release(buf)
 				return total, werr
 			}
+			ah.submit(buf[:n])
 			total += int64(n)
+			if total-flushed >= flushEvery {
+				unix.SyncFileRange(fd, flushed, total-flushed, unix.SYNC_FILE_RANGE_WRITE)
+				flushed = total
+			}
 			if progress != nil {
 				progress(total, m.Size)
 			}
+		} else {
+			ah.release(buf)
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			if known {
@@ -592,6 +610,7 @@ func (s *Store) writeSquashfs(ctx context.Context, path string, r io.Reader, m *
 			return total, fmt.Errorf("%s: read: %w", subject, err)
 		}
 	}
+	ah.wait()
 	if int64(sb.BytesUsed) > total {
 		return total, fmt.Errorf("%s: squashfs: bytes_used %d exceeds the image size %d", subject, sb.BytesUsed, total)
 	}
