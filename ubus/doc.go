@@ -50,4 +50,23 @@
 //
 // With Options.Reconnect the client survives ubusd restarts: it redials with
 // backoff and registers its objects, event listeners and subscriptions again.
+// FindSocket tells whether ubus runs here at all (DefaultSocket, then
+// FallbackSocket).
+//
+// # Files
+//
+//	blob.go      blob_attr: header word, padding, iteration, building
+//	blobmsg.go   blobmsg types, name header, generic decoding
+//	values.go    Marshal/Unmarshal between Go values and blobmsg
+//	msg.go       message header, UBUS_ATTR_*, framing
+//	status.go    UBUS_STATUS_* as Go errors
+//	conn.go      socket paths, one connection, reader, reconnect
+//	client.go    Client: lookup, invoke, call, ping
+//	server.go    Object, Method, Request: publishing and serving
+//	events.go    send, listen, subscribe
+//
+// Tests run against ubustest.Broker, a test double of ubusd whose bytes are
+// checked against a transcript recorded from the real ubusd
+// (testdata/transcript.golden), and optionally against OpenWrt's own ubusd
+// and ubus binaries (see testdata/README.md).
 package ubus
