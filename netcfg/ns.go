@@ -81,3 +81,23 @@ func inNS(ns netns.NsHandle, fn func() error) error {
 	}()
 	return <-errc
 }
+
+// LinkNames lists the links of a network namespace ("" = the caller's)
+// over netlink — unlike /sys/class/net, right whatever namespace sysfs
+// was mounted in. Port resolution uses it off OpenWrt.
+func LinkNames(nsPath string) ([]string, error) {
+	n, err := openNS(nsPath)
+	if err != nil {
+		return nil, err
+	}
+	defer n.Close()
+	links, err := n.h.LinkList()
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(links))
+	for _, l := range links {
+		names = append(names, l.Attrs().Name)
+	}
+	return names, nil
+}

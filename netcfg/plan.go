@@ -298,3 +298,25 @@ func usesLink(recs []*Record, link, except string) bool {
 		return r.Container != except && (r.Parent == link || r.VLANLink == link)
 	})
 }
+
+// ResolvePort resolves the spec's port (macvlan, ipvlan) or bridge name
+// with resolve, so a CLI can reject an unknown port before it creates a
+// container; Attach does the same again. It returns the device and VLAN
+// id; ("", 0, nil) for modes without a port and for otok0.
+func (s Spec) ResolvePort(resolve func(string) (string, error)) (string, int, error) {
+	switch {
+	case s.Mode == ModeMacvlan || s.Mode == ModeIPvlan:
+		dev, vid, err := resolvePortVLAN(resolve, s)
+		if err != nil {
+			return "", 0, fmt.Errorf("network %s: %w", s, err)
+		}
+		return dev, vid, nil
+	case s.Mode == ModeBridge && !isOtokBridge(s.Bridge):
+		dev, err := resolve(s.Bridge)
+		if err != nil {
+			return "", 0, fmt.Errorf("network %s: %w", s, err)
+		}
+		return dev, 0, nil
+	}
+	return "", 0, nil
+}

@@ -72,7 +72,7 @@ func netList(e *env, asJSON bool) error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	links, _ := board.LinkNames()
+	links, _ := netcfg.LinkNames("")
 	out.Ports = b.Ports(links)
 	recs, rerr := netcfg.Records(netStateDir(e))
 	out.Containers = recs

@@ -88,6 +88,9 @@ func (o *netOpts) validate() error {
 	if err := sp.Check(); err != nil {
 		return usagef("%v", err)
 	}
+	if _, _, err := sp.ResolvePort(resolvePort); err != nil {
+		return usagef("%v", err)
+	}
 	o.spec, o.valid = sp, true
 	return nil
 }
@@ -105,7 +108,7 @@ func resolvePort(name string) (string, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
-	links, _ := board.LinkNames()
+	links, _ := netcfg.LinkNames("")
 	p, err := board.ResolvePort(b, name, links)
 	if err != nil {
 		return "", err

@@ -1,0 +1,155 @@
+package netcfg_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/otok/otok/netcfg"
+	"github.com/otok/otok/test/testimage"
+)
+
+var (
+	otokOnce sync.Once
+	otokBin  string
+	otokErr  error
+)
+
+// otok returns the otok binary: $OTOK_BIN (make system) or one built once.
+func otok(t *testing.T) string {
+	t.Helper()
+	if b := os.Getenv("OTOK_BIN"); b != "" {
+		return b
+	}
+	otokOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "otok-netcfg-e2e")
+		if err != nil {
+			otokErr = err
+			return
+		}
+		otokBin = filepath.Join(dir, "otok")
+		out, err := exec.Command("go", "build", "-o", otokBin, "github.com/otok/otok/cmd/otok").CombinedOutput()
+		if err != nil {
+			otokErr = err
+			t.Logf("%s", out)
+		}
+	})
+	if otokErr != nil {
+		t.Fatalf("build otok: %v", otokErr)
+	}
+	return otokBin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if otokBin != "" {
+		os.RemoveAll(filepath.Dir(otokBin))
+	}
+	os.Exit(code)
+}
+
+// otokIn runs otok with the router's network namespace as its host
+// namespace (nsenter: only the network namespace changes, so cgroups and
+// /sys stay the host's).
+func (r *router) otok(t *testing.T, state string, args ...string) (string, error) {
+	t.Helper()
+	if _, err := exec.LookPath("nsenter"); err != nil {
+		t.Skip("needs nsenter (util-linux)")
+	}
+	cmd := exec.Command("nsenter", append([]string{"--net=" + nsPath(r.ns), otok(t), "--state", state}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+var inetRe = regexp.MustCompile(`inet (203\.0\.113\.\d+)/24`)
+
+// otok run --net macvlan:wan --ip dhcp: a busybox container (no DHCP client
+// of its own) gets a lease from the upstream server, reaches it, and gets
+// the same address when run again under the same name.
+func TestE2ERunMacvlanDHCP(t *testing.T) {
+	need(t)
+	r := newRouter(t)
+	dnsmasq(t, r.hosts["wan"])
+	img := testimage.Build(t, t.TempDir())
+	state := t.TempDir()
+	t.Cleanup(func() {
+		r.otok(t, state, "rm", "-f", "e2e-d")
+		netcfg.Sweep(t.Context(), filepath.Join(state, "net"), nsPath(r.ns), func(string) bool { return false })
+	})
+	var addrs []string
+	for i := 0; i < 2; i++ {
+		out, err := r.otok(t, state, "run", "--rm", "--name", "e2e", "--net", "macvlan:wan", "--ip", "dhcp", img,
+			"sh", "-c", "ip -4 addr show eth0; cat /etc/resolv.conf; ping -c1 -W2 203.0.113.1")
+		if err != nil {
+			t.Fatalf("otok run: %v\n%s", err, out)
+		}
+		m := inetRe.FindStringSubmatch(out)
+		if m == nil || !strings.Contains(out, "nameserver 203.0.113.53") || !strings.Contains(out, "1 packets received") {
+			t.Fatalf("run %d output:\n%s", i, out)
+		}
+		addrs = append(addrs, m[1])
+	}
+	if addrs[0] != addrs[1] {
+		t.Errorf("address changed across runs: %v", addrs)
+	}
+	if recs, _ := netcfg.Records(filepath.Join(state, "net")); len(recs) != 0 {
+		t.Errorf("network records left after run --rm: %d", len(recs))
+	}
+
+	// Detached: the record outlives the CLI; rm -f detaches.
+	if out, err := r.otok(t, state, "run", "-d", "--name", "e2e-d", "--net", "bridge", "-p", "8090:80", img, "sleep", "600"); err != nil {
+		t.Fatalf("run -d: %v\n%s", err, out)
+	}
+	if recs, _ := netcfg.Records(filepath.Join(state, "net")); len(recs) != 1 || recs[0].Container != "e2e-d" {
+		t.Fatalf("records after run -d: %v", recs)
+	}
+	if out, err := r.otok(t, state, "net", "ls"); err != nil || !strings.Contains(out, "e2e-d") || !strings.Contains(out, "10.213.0.2/24") {
+		t.Errorf("net ls: %v\n%s", err, out)
+	}
+	if out, err := r.otok(t, state, "rm", "-f", "e2e-d"); err != nil {
+		t.Fatalf("rm -f: %v\n%s", err, out)
+	}
+	if recs, _ := netcfg.Records(filepath.Join(state, "net")); len(recs) != 0 {
+		t.Errorf("records after rm: %v", recs)
+	}
+	if l := links(t, r.ns); strings.Contains(l, "otok") {
+		t.Errorf("otok links left after rm:\n%s", l)
+	}
+	if tb := nftTables(t, r.ns); strings.Contains(tb, "otok") {
+		t.Errorf("nft table left after rm: %q", tb)
+	}
+}
+
+// Usage errors come before any container exists.
+func TestE2EBadNetFlags(t *testing.T) {
+	need(t)
+	r := newRouter(t)
+	state := t.TempDir()
+	for args, want := range map[string]string{
+		"--net macvlan:lan9":                   "network macvlan:lan9: no port lan9 on this host",
+		"--net macvlan:wan.4095":               "VLAN id 4095 out of range 1-4094",
+		"--net bridge --ip 10.0.0.1":           "no prefix length",
+		"--net bridge --mac 01:00:5e:00:00:01": "multicast bit set",
+		"--net macvlan:wan -p 80:80":           "-p needs --net bridge",
+	} {
+		out, err := r.otok(t, state, append(append([]string{"run", "--rm"}, strings.Fields(args)...), "/nonexistent.sqfs", "true")...)
+		var ee *exec.ExitError
+		if err == nil || !strings.Contains(out, want) {
+			t.Errorf("%s: %v\n%s\nwant %q", args, err, out, want)
+		} else if errorsAs(err, &ee) && ee.ExitCode() != 2 {
+			t.Errorf("%s: exit %d, want 2 (usage)", args, ee.ExitCode())
+		}
+	}
+}
+
+func errorsAs(err error, target **exec.ExitError) bool {
+	e, ok := err.(*exec.ExitError)
+	if ok {
+		*target = e
+	}
+	return ok
+}
