@@ -5,10 +5,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
-// Commit protocol: everything is written under ROOT/tmp, fsynced (files,
-// then their directory), and renamed into place; the rename is the commit,
+// Commit protocol: everything is written under ROOT/tmp, made durable
+// (one syncfs of the store's filesystem covers the files and the temp
+// directory), and renamed into place; the rename is the commit,
 // then the parent directory is fsynced so the rename itself is durable.
 // Removal is the reverse: rename out of images/ into tmp/, fsync, delete.
 // A crash leaves either the old or the new state plus junk in tmp/, which
@@ -52,6 +55,20 @@ func writeFileSync(path string, data []byte, mode os.FileMode) (int64, error) {
 	return int64(n), err
 }
 
+// writeFile creates path with data without syncing it; the caller syncs
+// the directory's filesystem before committing.
+func writeFile(path string, data []byte, mode os.FileMode) (int64, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return 0, err
+	}
+	n, err := f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return int64(n), err
+}
+
 // atomicWriteFile replaces path with data: temp file in the same
 // directory, fsync, rename, fsync directory.
 func atomicWriteFile(path string, data []byte, mode os.FileMode) (int64, error) {
@@ -79,4 +96,15 @@ func (c countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	*c.n += int64(n)
 	return n, err
+}
+
+// syncFS flushes the filesystem holding p (syncfs(2)): one call makes a
+// whole temp tree durable instead of an fsync per file.
+func syncFS(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.Syncfs(int(f.Fd()))
 }

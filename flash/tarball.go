@@ -567,10 +567,6 @@ func (s *Store) ImportRootfsTar(ctx context.Context, r io.Reader, opt RootfsOpti
 			return nil, err
 		}
 	}
-	// One syncfs flushes the whole tree instead of an fsync per file.
-	if err := syncFS(tmp); err != nil {
-		return nil, err
-	}
 	written := st.Bytes + int64(len(st.Metadata))
 	if err := s.commitImage(tmp, m, nil, opt.Source, st.Bytes, &written); err != nil {
 		return nil, s.asNoSpace(subject, written, err)
@@ -581,13 +577,4 @@ func (s *Store) ImportRootfsTar(ctx context.Context, r io.Reader, opt RootfsOpti
 		return nil, err
 	}
 	return &ImportResult{Image: img, BytesWritten: written}, nil
-}
-
-func syncFS(p string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return unix.Syncfs(int(f.Fd()))
 }
