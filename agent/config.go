@@ -119,10 +119,7 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 	}
 	for _, s := range f.OfType("container") {
 		c, err := containerFromSection(s, profiles, warn, path)
-		if c == nil || c.Name == "" {
-			if err == nil {
-				err = Errorf(CodeInvalid, "%s:%d: container section without a name (give the section a name or option name)", path, s.Line)
-			}
+		if c == nil {
 			cfg.Errors[s.Name] = err
 			continue
 		}
@@ -190,10 +187,10 @@ func containerFromSection(s *uci.Section, profiles map[string]*uci.Section, warn
 	if n, ok := s.Get("name"); ok {
 		c.Name = n
 	}
-	subject := "container " + c.Name
 	if c.Name == "" {
-		subject = fmt.Sprintf("container %s", s.Name)
+		return nil, Errorf(CodeInvalid, "%s:%d: container section without a name (give the section a name or option name)", path, s.Line)
 	}
+	subject := "container " + c.Name
 	for _, p := range s.List("profile") {
 		ps := profiles[p]
 		if ps == nil {

@@ -56,7 +56,9 @@ func (a *Agent) Run(ctx context.Context, spec *ContainerSpec, start bool) (*Cont
 		}
 	}
 	a.mu.Lock()
-	c.busy = ""
+	if !start {
+		c.busy = ""
+	}
 	st := a.statusLocked(c, false)
 	a.mu.Unlock()
 	a.saveState()
@@ -123,9 +125,7 @@ func (a *Agent) Start(ctx context.Context, name string) (*ContainerStatus, error
 	a.mu.Unlock()
 	err = a.startCtr(ctx, c)
 	a.mu.Lock()
-	c.busy = ""
 	st := a.statusLocked(c, false)
-	a.notifyLocked()
 	a.mu.Unlock()
 	if err != nil {
 		return nil, err

@@ -219,10 +219,6 @@ func (a *Agent) startWhenReady(ctx context.Context, c *ctr) {
 			}
 			a.mu.Unlock()
 			_ = a.startCtr(ctx, c)
-			a.mu.Lock()
-			c.busy = ""
-			a.notifyLocked()
-			a.mu.Unlock()
 			a.retryWaiting(ctx)
 			return
 		}

@@ -115,8 +115,10 @@ func (a *Agent) setStateLocked(c *ctr, state, errMsg string) {
 	a.notifyLocked()
 }
 
-// startCtr creates and starts an instance of c. c must be acquired by the
-// caller. Errors are recorded on c and returned.
+// startCtr creates and starts an instance of c. c must be acquired (busy)
+// by the caller; startCtr releases it, in the same critical section that
+// records the outcome, so nobody sees "running" while c is still busy.
+// Errors are recorded on c and returned.
 func (a *Agent) startCtr(ctx context.Context, c *ctr) (err error) {
 	a.mu.Lock()
 	spec := c.spec.Clone()
@@ -136,6 +138,7 @@ func (a *Agent) startCtr(ctx context.Context, c *ctr) (err error) {
 			a.mu.Lock()
 			repeat := c.lastErr == err.Error()
 			c.lastErr = err.Error()
+			c.busy = ""
 			if c.gen == gen {
 				state := StateError
 				if code := CodeOf(err); code == CodeUnavailable || code == CodeNotFound {
@@ -211,6 +214,7 @@ func (a *Agent) startCtr(ctx context.Context, c *ctr) (err error) {
 		c.health = HealthStarting
 	}
 	c.lastErr = ""
+	c.busy = ""
 	a.setStateLocked(c, StateRunning, "")
 	a.watchLocked(c, gen)
 	a.mu.Unlock()
@@ -346,7 +350,6 @@ func (a *Agent) supervisedStart(c *ctr, gen uint64) {
 	a.mu.Unlock()
 	err := a.startCtr(a.ctx, c)
 	a.mu.Lock()
-	c.busy = ""
 	if err != nil && c.want && !a.closing && a.ctx.Err() == nil {
 		// could not even start: keep trying on the same backoff
 		c.failures++
