@@ -24,7 +24,7 @@
 //
 // Usage:
 //
-//	spec, err := netcfg.ParseNet("macvlan:lan3.10,mode=bridge")
+//	spec, err := netcfg.ParseNet("macvlan:lan3.10,mode=bridge") // syntax only
 //	a, err := netcfg.ParseAddr("dhcp")
 //	spec.Addrs = append(spec.Addrs, a)
 //	rec, err := netcfg.Attach(ctx, netcfg.Config{
@@ -33,7 +33,9 @@
 //		StateDir:  "/run/otok/net", Resolve: resolvePort,
 //	})
 //	…
-//	err = netcfg.Detach(ctx, "/run/otok/net", "dns", "")
+//	go netcfg.Maintain(ctx, "/run/otok/net", "dns") // keeps the DHCP lease
+//	…
+//	err = netcfg.Detach(ctx, "/run/otok/net", "dns")
 //	err = netcfg.Sweep(ctx, "/run/otok/net", "", isRunning)
 //
 // DHCP renewal: Attach obtains the lease synchronously and records it.
