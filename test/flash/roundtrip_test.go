@@ -22,7 +22,12 @@ func runOrMount(t *testing.T, w *world, ref string, checks map[string]string, ab
 	needRoot(t)
 	if w.hasCommand("run") {
 		for cmd, want := range checks {
-			o, e, code := w.run(nil, append([]string{"run", "--rm", ref}, strings.Fields(cmd)...)...)
+			// "/bin/sh -c SCRIPT…" keeps the script as one argument.
+			argv := strings.Fields(cmd)
+			if strings.HasPrefix(cmd, "/bin/sh -c ") {
+				argv = []string{"/bin/sh", "-c", strings.TrimPrefix(cmd, "/bin/sh -c ")}
+			}
+			o, e, code := w.run(nil, append([]string{"run", "--rm", ref}, argv...)...)
 			if code != 0 || !strings.Contains(o, want) {
 				t.Errorf("otok run %s %s: exit %d, stdout %q, want %q\n%s", ref, cmd, code, o, want, e)
 			}
