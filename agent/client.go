@@ -41,7 +41,16 @@ func Dial(ctx context.Context, path string) (*Client, error) {
 }
 
 // Close hangs up.
-func (c *Client) Close() error { return c.conn.Close() }
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil {
+		return nil
+	}
+	err := c.conn.Close()
+	c.conn = nil
+	return err
+}
 
 // Call sends one request and decodes the reply body into reply (may be nil).
 func (c *Client) Call(ctx context.Context, op string, req, reply any) error {
@@ -54,8 +63,8 @@ func (c *Client) Call(ctx context.Context, op string, req, reply any) error {
 }
 
 // Stream sends a streaming request and calls each for every reply body
-// until the agent ends the stream, ctx ends, or each fails. The
-// connection is closed afterwards (a stream cannot be resumed).
+// until the agent ends the stream, ctx ends, or each fails. A stream uses
+// up its connection; the next call dials again.
 func (c *Client) Stream(ctx context.Context, op string, req any, each func(body cbor.RawMessage) error) error {
 	return c.do(ctx, op, req, each, true)
 }
@@ -63,6 +72,16 @@ func (c *Client) Stream(ctx context.Context, op string, req any, each func(body 
 func (c *Client) do(ctx context.Context, op string, req any, each func(cbor.RawMessage) error, stream bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.conn == nil { // the last call was a stream, which used up the connection
+		conn, err := (&net.Dialer{}).DialContext(ctx, "unix", c.path)
+		if err != nil {
+			return Errorf(CodeUnavailable, "agent: %v", err)
+		}
+		c.conn = conn
+	}
+	if stream {
+		defer func() { c.conn.Close(); c.conn = nil }()
+	}
 	c.id++
 	id := c.id
 	var body []byte
@@ -93,15 +112,9 @@ func (c *Client) do(ctx context.Context, op string, req any, each func(cbor.RawM
 			return r.Err
 		}
 		if err := each(r.Body); err != nil {
-			if stream {
-				c.conn.Close()
-			}
 			return err
 		}
 		if !r.More {
-			if stream {
-				c.conn.Close()
-			}
 			return nil
 		}
 	}
