@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,7 @@ type Controller struct {
 	changed chan struct{} // closed and replaced on every update
 	last    time.Time     // last state/status message
 	events  chan DevEvent
+	desired map[string]uint64 // scope → retained desired version (unverified, for display)
 }
 
 // DeviceView is what the controller knows about one device.
@@ -82,14 +84,14 @@ func DialController(ctx context.Context, cfg ControllerConfig) (*Controller, err
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("fleet controller: no broker")
 	}
-	k := &Controller{key: cfg.Key, devs: map[string]*DeviceView{}, waiters: map[string]*waiter{}, changed: make(chan struct{})}
+	k := &Controller{key: cfg.Key, devs: map[string]*DeviceView{}, waiters: map[string]*waiter{}, changed: make(chan struct{}), desired: map[string]uint64{}}
 	if cfg.Events {
 		k.events = make(chan DevEvent, 1024)
 	}
 	if cfg.ClientID == "" {
 		cfg.ClientID = "otok-ctl-" + randomID()
 	}
-	subs := map[string]byte{AllDev("state"): 1, AllDev("status"): 1, AllDev("reply"): 1}
+	subs := map[string]byte{AllDev("state"): 1, AllDev("status"): 1, AllDev("reply"): 1, AllDev("desired"): 1, Root + "group/+/desired": 1}
 	if cfg.Events {
 		subs[AllDev("event")] = 1
 	}
@@ -123,6 +125,10 @@ func (k *Controller) Close() { k.c.Disconnect(250) }
 func (k *Controller) Events() <-chan DevEvent { return k.events }
 
 func (k *Controller) route(_ mqtt.Client, m mqtt.Message) {
+	if t := m.Topic(); strings.HasSuffix(t, "/desired") {
+		k.noteDesired(strings.TrimSuffix(strings.TrimPrefix(t, Root), "/desired"), m.Payload())
+		return
+	}
 	id, leaf, ok := splitDevTopic(m.Topic())
 	if !ok || !ValidID(id) {
 		return
@@ -194,6 +200,30 @@ func (k *Controller) route(_ mqtt.Client, m mqtt.Message) {
 	k.last = time.Now()
 	close(k.changed)
 	k.changed = make(chan struct{})
+}
+
+func (k *Controller) noteDesired(scope string, b []byte) {
+	var ver uint64
+	if p, err := Open(b, CtypeDesired, nil); err == nil && len(b) > 0 {
+		if d, err := DecodeDesired(p); err == nil && d.Scope == scope {
+			ver = d.Version
+		}
+	}
+	k.mu.Lock()
+	if ver == 0 {
+		delete(k.desired, scope)
+	} else {
+		k.desired[scope] = ver
+	}
+	k.mu.Unlock()
+}
+
+// DesiredVersion returns the version of the retained desired document of
+// scope, as last seen (0: none or unreadable). It is not verified.
+func (k *Controller) DesiredVersion(scope string) uint64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.desired[scope]
 }
 
 // Devices returns a snapshot of every device seen, sorted by id.

@@ -377,22 +377,29 @@ func (s *Session) markDirty() {
 	}
 }
 
-// statusLoop publishes the status after changes (at most once per
-// Debounce) and on every heartbeat.
+// statusLoop publishes the status after changes and on every heartbeat.
+// Changes are rate-limited on the leading edge: an isolated change goes out
+// at once, a burst at most once per Debounce (the last state of it wins).
 func (s *Session) statusLoop(ctx context.Context) {
 	hb := time.NewTicker(s.cfg.Heartbeat)
 	defer hb.Stop()
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hb.C:
 		case <-s.dirty:
-			if !sleepCtx(ctx, s.cfg.Debounce) { // gather a burst of changes
+			if wait := s.cfg.Debounce - time.Since(last); wait > 0 && !sleepCtx(ctx, wait) {
 				return
+			}
+			select { // changes during the wait are in this publish
+			case <-s.dirty:
+			default:
 			}
 		}
 		if l := s.link(); l != nil {
+			last = time.Now()
 			if err := s.publishStatus(ctx, l); err != nil && ctx.Err() == nil {
 				s.Logf("fleet %s: status: %v", s.cfg.DeviceID, err)
 			}
