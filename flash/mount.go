@@ -58,7 +58,7 @@ func imagesDir(runDir string) string { return filepath.Join(runDir, "images") }
 // lockImages takes the exclusive lock over runDir/images.
 func lockImages(ctx context.Context, runDir string) (unlock func(), err error) {
 	dir := imagesDir(runDir)
-	if err := os.MkdirAll(filepath.Join(dir, ".holders"), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, ".holders"), 0o711); err != nil {
 		return nil, fmt.Errorf("images %s: %w", dir, err)
 	}
 	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)

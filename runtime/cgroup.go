@@ -119,11 +119,20 @@ func (l *CgroupLayout) Hierarchies() []string {
 	return out
 }
 
-func (l *CgroupLayout) forContainer(name string) cgroup {
+func (l *CgroupLayout) forContainer(name string) cgroup { return l.forSpec(name, nil) }
+
+// forSpec is the cgroup of a container being created from s.
+func (l *CgroupLayout) forSpec(name string, s *Spec) cgroup {
 	if l.Version == 2 {
 		return &cgroupV2{dir: filepath.Join(l.Root, cgroupParent, name), root: l.Root}
 	}
-	return &cgroupV1{layout: l, name: name}
+	cg := &cgroupV1{layout: l, name: name}
+	if s != nil {
+		caps, _ := s.capabilities()
+		cg.devicesCgroup = !s.Privileged && (len(s.Devices) > 0 ||
+			caps&(1<<unix.CAP_MKNOD|1<<unix.CAP_SYS_ADMIN) != 0)
+	}
+	return cg
 }
 
 // writeFile writes one cgroup control file.

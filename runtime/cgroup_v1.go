@@ -13,13 +13,32 @@ import (
 // cgroupV1 is a container's cgroup on v1 hierarchies:
 // <root>/<hierarchy>/otok/<name> for each controller otok uses.
 type cgroupV1 struct {
-	layout *CgroupLayout
-	name   string
+	layout        *CgroupLayout
+	name          string
+	devicesCgroup bool
+	// only limits the hierarchies used (nil: all of v1Controllers, as
+	// for cleanup, which must find every directory).
+	only map[string]bool
 }
 
-// v1Controllers are the controllers otok creates a cgroup in (when the
-// host has them).
-var v1Controllers = []string{"memory", "cpu", "cpuacct", "pids", "devices", "freezer", "blkio"}
+// v1Controllers are the controllers otok may create a cgroup in (when the
+// host has them). Moving a process into a v1 cgroup costs an RCU grace
+// period per hierarchy (milliseconds), so a container joins only those
+// it needs: memory and pids always (limits, OOM, stats, cleanup), cpu and
+// cpuacct with CPU limits, devices when it could create device nodes.
+var v1Controllers = []string{"memory", "pids", "cpu", "cpuacct", "devices"}
+
+// v1Needed selects the hierarchies for a container's resources.
+func v1Needed(r Resources, devicesCgroup bool) map[string]bool {
+	need := map[string]bool{"memory": true, "pids": true}
+	if r.CPUs > 0 || r.CPUShares > 0 || r.CPUWeight > 0 {
+		need["cpu"], need["cpuacct"] = true, true
+	}
+	if devicesCgroup {
+		need["devices"] = true
+	}
+	return need
+}
 
 func (c *cgroupV1) dir(ctrl string) string {
 	h, ok := c.layout.V1[ctrl]
@@ -33,6 +52,9 @@ func (c *cgroupV1) paths() []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, ctrl := range v1Controllers {
+		if c.only != nil && !c.only[ctrl] {
+			continue
+		}
 		if d := c.dir(ctrl); d != "" && !seen[d] {
 			seen[d] = true
 			out = append(out, d)
@@ -43,6 +65,7 @@ func (c *cgroupV1) paths() []string {
 }
 
 func (c *cgroupV1) create(r Resources, devices []Device) error {
+	c.only = v1Needed(r, c.devicesCgroup)
 	for _, d := range c.paths() {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("cgroup %s: %w", d, err)
@@ -89,7 +112,7 @@ func (c *cgroupV1) create(r Resources, devices []Device) error {
 			return err
 		}
 	}
-	if d := c.dir("devices"); d != "" {
+	if d := c.dir("devices"); d != "" && c.only["devices"] {
 		if err := writeFile(d, "devices.deny", "a"); err != nil {
 			return err
 		}
@@ -133,6 +156,9 @@ func (c *cgroupV1) join(pid int) error {
 func (c *cgroupV1) joinThread() (int, error) {
 	tid := strconv.Itoa(unix.Gettid())
 	for _, d := range c.paths() {
+		if _, err := os.Stat(d); err != nil {
+			continue // a hierarchy this container does not use
+		}
 		if err := writeFile(d, "tasks", tid); err != nil {
 			return -1, err
 		}
@@ -166,7 +192,7 @@ func (c *cgroupV1) stats() (CgroupStats, error) {
 
 func (c *cgroupV1) destroy() error {
 	var first error
-	// Kill through one hierarchy first (every process is in all of them).
+	c.only = nil // remove from every hierarchy, whatever was used
 	for _, d := range c.paths() {
 		if err := killAndRemove(d); err != nil && first == nil {
 			first = err

@@ -70,6 +70,9 @@ type initConfig struct {
 	LastCap       int      `json:"lastCap"`
 	Seccomp       bool     `json:"seccomp"`
 	SeccompAdmin  bool     `json:"seccompAdmin"`
+	// UnshareCgroupNS: the init creates its cgroup namespace itself,
+	// after the parent moved it into its cgroup (v1).
+	UnshareCgroupNS bool `json:"unshareCgroupNS,omitempty"`
 }
 
 // Cgroups returns the host's cgroup layout (detected once).
@@ -119,7 +122,8 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 		}
 		return nil, fmt.Errorf("container %s: state dir: %w", name, err)
 	}
-	cg := layout.forContainer(name)
+	Tracef("create: validated")
+	cg := layout.forSpec(name, spec)
 	var cmd *exec.Cmd
 	defer func() {
 		if err == nil {
@@ -144,6 +148,7 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 		return nil, fmt.Errorf("container %s: %w", name, err)
 	}
 
+	Tracef("create: cgroup made")
 	cfg := initConfig{
 		Spec: *spec, Dir: dir, CgroupVersion: layout.Version, Caps: caps, LastCap: lastCap(),
 		Seccomp:      !spec.Privileged && !spec.NoSeccomp,
@@ -184,19 +189,46 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 		GidMappings:                gids,
 		GidMappingsEnableSetgroups: true,
 	}
+	if spec.UserNS != nil {
+		// Become root inside the new user namespace before exec, so the
+		// init stage keeps its capabilities there; it must be able to
+		// open the start fifo as that (host) user.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+		// …and reach its directories: search (not read) permission for
+		// others on the state and image directories.
+		for _, d := range []string{r.Root, r.containersDir(), filepath.Dir(spec.Rootfs.Path)} {
+			if st, err := os.Stat(d); err == nil && st.Mode().Perm()&0o001 == 0 {
+				os.Chmod(d, st.Mode().Perm()|0o011)
+			}
+		}
+		if err := os.Chown(filepath.Join(dir, "start.fifo"), spec.UserNS.HostUID, spec.UserNS.HostGID); err != nil {
+			return nil, fmt.Errorf("container %s: start fifo: %w", name, err)
+		}
+	}
 	if o.KillOnParentExit {
 		cmd.SysProcAttr.Pdeathsig = unix.SIGKILL
 	}
 	if fd, err := cgroupFD(cg); err == nil && fd >= 0 {
+		// v2: clone straight into the cgroup, then into a cgroup
+		// namespace rooted there.
 		defer unix.Close(fd)
 		cmd.SysProcAttr.UseCgroupFD = true
 		cmd.SysProcAttr.CgroupFD = fd
+	} else if spec.UserNS == nil {
+		// v1: the parent moves the init into the cgroup after clone; the
+		// init unshares its cgroup namespace once it is there.
+		cmd.SysProcAttr.Cloneflags &^= unix.CLONE_NEWCGROUP
+		cfg.UnshareCgroupNS = true
 	}
+	// (v1 with a user namespace: the cgroup namespace comes with the
+	// clone, rooted at the creator's cgroup; the container then sees its
+	// cgroup paths relative to that.)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("container %s: start init: %w", name, err)
 	}
 	specR.Close()
 	statusW.Close()
+	Tracef("create: init cloned")
 	if !cmd.SysProcAttr.UseCgroupFD {
 		if err := cg.join(cmd.Process.Pid); err != nil {
 			return nil, fmt.Errorf("container %s: %w", name, err)
@@ -206,9 +238,11 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 		return nil, fmt.Errorf("container %s: send spec: %w", name, err)
 	}
 	specW.Close()
+	Tracef("create: joined cgroup, spec sent")
 	if err := readStatus(ctx, statusR, cmd.Process); err != nil {
 		return nil, fmt.Errorf("container %s: %w", name, err)
 	}
+	Tracef("create: init ready")
 	start, _ := procStart(cmd.Process.Pid)
 	st := &State{
 		Spec: *spec, Status: StatusCreated, Pid: cmd.Process.Pid, PidStart: start,
@@ -306,6 +340,7 @@ func (r *Runtime) Start(ctx context.Context, name string) error {
 			return fmt.Errorf("container %s: start: %w", name, ctx.Err())
 		}
 	}
+	Tracef("start: released")
 	os.Remove(fifo)
 	s.Status = StatusRunning
 	s.Started = time.Now().UTC()
@@ -334,6 +369,7 @@ func (c *Container) Wait(ctx context.Context) (*State, error) {
 	}()
 	werr := c.cmd.Wait()
 	close(done)
+	Tracef("wait: init exited")
 	code := -1
 	reason := ""
 	if ps := c.cmd.ProcessState; ps != nil {
@@ -352,6 +388,7 @@ func (c *Container) Wait(ctx context.Context) (*State, error) {
 		reason = "OOM killed (memory limit)"
 	}
 	cgErr := c.cg.destroy()
+	Tracef("wait: cgroup removed")
 	unlock, err := c.r.lock(c.Name)
 	if err != nil {
 		// Removed meanwhile (rm -f): report what we saw.

@@ -46,6 +46,11 @@ func initStage(status *os.File) error {
 	}
 	f.Close()
 	s := &cfg.Spec
+	if cfg.UnshareCgroupNS {
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("container %s: cgroup namespace: %w", s.Name, err)
+		}
+	}
 	if s.Net.Mode == NetPath {
 		if err := joinNetPath(s.Net.Path); err != nil {
 			return fmt.Errorf("container %s: %w", s.Name, err)
@@ -56,6 +61,7 @@ func initStage(status *os.File) error {
 	if err != nil {
 		return fmt.Errorf("container %s: start fifo: %w", s.Name, err)
 	}
+	Tracef("init: spec read")
 	root, err := setupRootfs(&cfg)
 	if err != nil {
 		return fmt.Errorf("container %s: rootfs: %w", s.Name, err)
@@ -63,6 +69,7 @@ func initStage(status *os.File) error {
 	if err := setupMounts(&cfg, root); err != nil {
 		return fmt.Errorf("container %s: %w", s.Name, err)
 	}
+	Tracef("init: mounts done")
 	if err := pivotRoot(root); err != nil {
 		return fmt.Errorf("container %s: %w", s.Name, err)
 	}
@@ -94,6 +101,7 @@ func initStage(status *os.File) error {
 	if err := enterCwd(&s.Process); err != nil {
 		return fmt.Errorf("container %s: %w", s.Name, err)
 	}
+	Tracef("init: ready")
 	// Ready: the parent may now configure the network namespace.
 	if _, err := status.Write([]byte("ready\n")); err != nil {
 		return fmt.Errorf("container %s: report ready: %w", s.Name, err)
@@ -111,6 +119,7 @@ func initStage(status *os.File) error {
 	if err := priv.apply(&s.Process); err != nil {
 		return fmt.Errorf("container %s: %w", s.Name, err)
 	}
+	Tracef("init: exec")
 	if s.Process.Init {
 		os.Exit(reap(path, s.Process.Args, env, s.Process.Terminal))
 	}

@@ -177,7 +177,9 @@ func setupMounts(cfg *initConfig, root string) error {
 	} else {
 		mountCgroups(cfg, p)
 	}
-	if s.System {
+	if s.System || s.UserNS != nil {
+		// System containers expect them; in a user namespace the image's
+		// own /tmp (owned by an unmapped host root) cannot be copied up.
 		for _, d := range []struct {
 			path, opts string
 		}{{"/run", "mode=0755,size=8m"}, {"/tmp", "mode=1777,size=16m"}} {

@@ -133,7 +133,7 @@ func serveLogs(ln net.Listener, ring *logRing) {
 			}
 			tail, _ := strconv.Atoi(f[1])
 			b, ch := ring.snapshot(f[2] == "1")
-			if _, err := conn.Write(tailLines(b, tail)); err != nil {
+			if _, err := conn.Write(tailLines(b, tail)); err != nil || ch == nil {
 				return
 			}
 			for p := range ch {

@@ -92,6 +92,7 @@ func prepareContainer(ctx context.Context, e *env, cmd *command, args []string) 
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
+	runtime.Tracef("run: flags parsed, swept")
 	p := &prepared{spec: spec, flags: f, release: func() {}}
 	if src.Squashfs != "" {
 		dir, err := flash.AcquireSquashfs(ctx, stateDir(e), src.Squashfs, src.Digest, spec.Name)
@@ -99,11 +100,15 @@ func prepareContainer(ctx context.Context, e *env, cmd *command, args []string) 
 			return nil, err
 		}
 		digest := filepath.Base(dir)
+		if abs, err := filepath.Abs(src.Squashfs); err == nil {
+			src.Squashfs = abs
+		}
 		spec.Rootfs.Path, spec.Rootfs.File, spec.Rootfs.Digest = dir, src.Squashfs, digest
 		p.release = func() { flash.ReleaseSquashfs(stateDir(e), digest, spec.Name) }
 	} else {
 		spec.Rootfs.Path = src.Dir
 	}
+	runtime.Tracef("run: image mounted")
 	uid, gid, err := resolveUser(spec.Rootfs.Path, f.user)
 	if err != nil {
 		p.release()
@@ -218,6 +223,7 @@ func runForeground(ctx context.Context, e *env, p *prepared) (err error) {
 		}
 	}
 	detach, err := f.net.attach(ctx, e, spec.Name, c.Pid())
+	runtime.Tracef("run: network attached")
 	if err != nil {
 		r.Kill(spec.Name, syscall.SIGKILL)
 		c.Wait(context.Background())
@@ -263,6 +269,7 @@ func runForeground(ctx context.Context, e *env, p *prepared) (err error) {
 	}
 	detach(context.Background())
 	cleanup()
+	runtime.Tracef("run: cleaned up")
 	if werr != nil && st == nil {
 		return werr
 	}
