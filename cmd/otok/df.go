@@ -55,8 +55,9 @@ func runDf(ctx context.Context, e *env, args []string) error {
 	c := st.Counters()
 	d := dfJSON{Store: st.Root(), FSTotal: sp.Total, FSAvail: sp.Avail, Reserve: sp.Reserve, Usable: sp.Usable(),
 		Imports: c.Imports, BytesWritten: c.BytesWritten, TempEntries: len(st.TempEntries()), Images: []imageJSON{}}
+	users := imageUsers(e)
 	for _, i := range imgs {
-		j := imgJSON(e, i)
+		j := imgJSON(e, i, users)
 		d.StoreBytes += j.Disk
 		d.Images = append(d.Images, j)
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/otok/otok/flash"
+	"github.com/otok/otok/runtime"
 )
 
 // `otok image SUBCOMMAND`: build (host), import, ls, inspect, rm, gc.
@@ -407,7 +409,7 @@ func toJSON(m *flash.Manifest) imageJSON {
 		Size: m.Size, Created: time.Unix(m.Created, 0).UTC().Format(time.RFC3339), Process: m.Process, Ports: m.Ports, Labels: m.Labels}
 }
 
-func imgJSON(e *env, img *flash.Image) imageJSON {
+func imgJSON(e *env, img *flash.Image, users func(string) []string) imageJSON {
 	j := toJSON(img.Manifest)
 	j.Disk, j.Written, j.Signed, j.KeyID, j.Source = img.Info.DiskBytes, img.Info.BytesWritten, img.Signed, img.KeyID, img.Info.Source
 	if img.Info.Imported > 0 {
@@ -417,7 +419,7 @@ func imgJSON(e *env, img *flash.Image) imageJSON {
 	if img.Manifest.Kind == flash.KindDir {
 		j.Path = img.RootfsDir()
 	}
-	j.UsedBy = flash.Holders(runDir(e), img.Digest)
+	j.UsedBy = users(img.Digest)
 	return j
 }
 
@@ -440,8 +442,9 @@ func runImageLs(ctx context.Context, e *env, sc *command, args []string) error {
 	switch {
 	case *asJSON:
 		out := []imageJSON{}
+		users := imageUsers(e)
 		for _, i := range imgs {
-			out = append(out, imgJSON(e, i))
+			out = append(out, imgJSON(e, i, users))
 		}
 		return writeJSON(e.stdout, out)
 	case *quiet:
@@ -526,12 +529,47 @@ func runImageInspect(ctx context.Context, e *env, sc *command, args []string) er
 		}
 		fmt.Fprintf(e.stderr, "image %s: verified\n", img.Ref())
 	}
-	return writeJSON(e.stdout, imgJSON(e, img))
+	return writeJSON(e.stdout, imgJSON(e, img, imageUsers(e)))
 }
 
-// inUse reports whether a container holds the image mounted.
+// imageUsers returns a function listing the containers that use an image
+// (by digest): holders of its loop mount, and containers — running or
+// stopped, since they can be started again — whose rootfs came from it.
+func imageUsers(e *env) func(digest string) []string {
+	var states []*runtime.State
+	loaded := false
+	return func(d string) []string {
+		if !loaded {
+			states, _ = (&runtime.Runtime{Root: runDir(e)}).List()
+			loaded = true
+		}
+		seen := map[string]bool{}
+		var users []string
+		add := func(n string) {
+			if !seen[n] {
+				seen[n] = true
+				users = append(users, n)
+			}
+		}
+		for _, h := range flash.Holders(runDir(e), d) {
+			add(h)
+		}
+		dir := filepath.Join(storeRoot(e), "images", d)
+		for _, st := range states {
+			r := st.Spec.Rootfs
+			if r.Digest == d || strings.HasPrefix(r.Path, dir+"/") || strings.HasPrefix(r.File, dir+"/") {
+				add(st.Spec.Name)
+			}
+		}
+		sort.Strings(users)
+		return users
+	}
+}
+
+// inUse reports whether any container uses the image.
 func inUse(e *env) func(string) bool {
-	return func(d string) bool { return len(flash.Holders(runDir(e), d)) > 0 }
+	users := imageUsers(e)
+	return func(d string) bool { return len(users(d)) > 0 }
 }
 
 func runImageRm(ctx context.Context, e *env, sc *command, args []string) error {
@@ -557,7 +595,7 @@ func runImageRm(ctx context.Context, e *env, sc *command, args []string) error {
 		img, err := st.Remove(ctx, ref, check)
 		if err != nil {
 			if !*force && strings.Contains(err.Error(), "in use") {
-				err = fmt.Errorf("%w by %s (stop it first, or --force)", err, strings.Join(flash.Holders(runDir(e), mustDigest(st, ref)), ", "))
+				err = fmt.Errorf("%w by %s (remove the container first, or --force)", err, strings.Join(imageUsers(e)(mustDigest(st, ref)), ", "))
 			}
 			errs = append(errs, err)
 			continue
