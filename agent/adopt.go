@@ -37,7 +37,11 @@ func (a *Agent) adopt(ctx context.Context) {
 			continue
 		}
 		c := &ctr{name: n, run: r.Run, img: r.Image, net: r.Net, created: r.Created, started: r.Started,
-			restarts: r.Restarts, failures: r.Failures, userStopped: r.UserStopped, state: StateStopped, gen: 1}
+			restarts: r.Restarts, failures: r.Failures, userStopped: r.UserStopped, state: StateExited, gen: 1,
+			want: r.Want, known: true}
+		if r.UserStopped {
+			c.state = StateStopped
+		}
 		a.ctrs[n] = c
 		if !r.Running || r.Run == nil {
 			continue
@@ -47,6 +51,12 @@ func (a *Agent) adopt(ctx context.Context) {
 			// restart policy and autostart decide (reconcile)
 			c.exit = &ExitInfo{Unknown: true}
 			c.state = StateExited
+			// the restart policy decides, as if the agent had seen the exit
+			policy := RestartPolicy{Mode: RestartNo}
+			if r.Run != nil {
+				policy = r.Run.Restart
+			}
+			c.want = r.Want && shouldRestart(policy, c.exit, false, c.failures)
 			c.finished = a.clock.Now()
 			a.goroutine(func() { a.cleanupDead(c, r) })
 			a.events.add(Event{Time: a.clock.Now(), Type: EvExit, Container: n, Exit: c.exit, Msg: "exited while the agent was not running"})

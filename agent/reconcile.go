@@ -63,8 +63,12 @@ func (a *Agent) reconcile(ctx context.Context, cfg *Config) *ReloadReply {
 		} else {
 			old := c.spec
 			c.spec = s
-			if old == nil || old.Source != s.Source {
-				c.want = s.Autostart && !c.userStopped
+			switch {
+			case old == nil && c.known:
+				// restored from the state file: keep what it wanted
+				c.known = false
+			case old == nil || old.Source != s.Source:
+				c.want = c.running() || s.Autostart && !c.userStopped
 			}
 			if c.running() && c.run != nil && !sameInstance(c.run, s) {
 				if limitsOnly(c.run, s) && a.canUpdate() {

@@ -35,6 +35,7 @@ type ctrRecord struct {
 	Restarts    int            `cbor:"restarts,omitempty"`
 	Failures    int            `cbor:"failures,omitempty"`
 	UserStopped bool           `cbor:"userStopped,omitempty"`
+	Want        bool           `cbor:"want,omitempty"`
 	Health      string         `cbor:"health,omitempty"`
 }
 
@@ -50,8 +51,8 @@ func (a *Agent) saveState() {
 	for n, c := range a.ctrs {
 		r := &ctrRecord{Proc: c.proc, Running: c.running(), Run: c.run, Image: c.img, Net: c.net,
 			Created: c.created, Started: c.started, Restarts: c.restarts, Failures: c.failures,
-			UserStopped: c.userStopped, Health: c.health}
-		if !r.Running && !r.UserStopped && r.Restarts == 0 {
+			UserStopped: c.userStopped, Health: c.health, Want: c.want}
+		if !r.Running && !r.UserStopped && r.Restarts == 0 && c.exit == nil {
 			continue // nothing to remember
 		}
 		st.Ctrs[n] = r

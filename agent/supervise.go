@@ -93,6 +93,7 @@ type ctr struct {
 	healthTimer        Timer
 	waiting            bool   // a start is waiting for dependencies
 	lastErr            string // last start error reported as an event
+	known              bool   // restored from the state file: want is what it was
 }
 
 func (c *ctr) running() bool {
@@ -316,11 +317,13 @@ func (a *Agent) onExit(c *ctr, gen uint64, exit *ExitInfo) {
 		c.restartTimer = a.clock.AfterFunc(d, func() { a.goroutine(func() { a.supervisedStart(c, g) }) })
 		evs = append(evs, Event{Type: EvRestart, Container: c.name, Msg: fmt.Sprintf("restart %d in %s (%s)", c.restarts, d, policy)})
 	case stopped:
+		c.want = false
 		a.setStateLocked(c, StateStopped, "")
 	default:
 		if policy.Mode == RestartOnFailure && exit.Failed() {
 			evs = append(evs, Event{Type: EvGiveUp, Container: c.name, Msg: fmt.Sprintf("%s: %d restarts, giving up", policy, c.failures)})
 		}
+		c.want = false // until started again (API, or the next boot)
 		a.setStateLocked(c, StateExited, "")
 	}
 	a.mu.Unlock()
