@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -164,5 +165,43 @@ func TestParseHelpers(t *testing.T) {
 	}
 	if d, err := ParseSeconds("1m30s"); err != nil || d != 90*time.Second {
 		t.Errorf("ParseSeconds: %v %v", d, err)
+	}
+}
+
+// TestExampleConfig: the shipped example parses cleanly as is, and with
+// every option uncommented (so each documented option is a known one with
+// a valid example value).
+func TestExampleConfig(t *testing.T) {
+	data, err := os.ReadFile("../openwrt-feed/otok/files/otok.config")
+	if err != nil {
+		t.Skip("example config not in this tree:", err)
+	}
+	cfg, err := ParseConfig("otok.config", data)
+	if err != nil || len(cfg.Warnings) != 0 || len(cfg.Errors) != 0 {
+		t.Fatalf("as shipped: %v %v %v", err, cfg.Warnings, cfg.Errors)
+	}
+	var b strings.Builder
+	for _, l := range strings.Split(string(data), "\n") {
+		t := strings.TrimLeft(l, "\t ")
+		for _, kw := range []string{"#option ", "#list ", "#config "} {
+			if strings.HasPrefix(t, kw) {
+				l = strings.Replace(l, "#", "", 1)
+			}
+		}
+		b.WriteString(l + "\n")
+	}
+	cfg, err = ParseConfig("otok.config", []byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Warnings) != 0 || len(cfg.Errors) != 0 {
+		t.Fatalf("uncommented: warnings %v errors %v", cfg.Warnings, cfg.Errors)
+	}
+	web := cfg.Containers["web-1"]
+	if web == nil || web.Memory != 64<<20 || web.Health == nil || !web.Health.Restart || len(web.Profiles) != 1 || web.Net != "bridge:br-lan" {
+		t.Fatalf("web-1 = %+v", web)
+	}
+	if cfg.Agent.StopTimeout != 10*time.Second || cfg.Agent.Socket != DefaultSocket {
+		t.Errorf("agent %+v", cfg.Agent)
 	}
 }
