@@ -134,12 +134,12 @@ func mkpkg(t *testing.T, dist string, args ...string) (string, error) {
 	return strings.TrimSpace(out.String()), nil
 }
 
-func buildPkg(t *testing.T, format, arch, cross, version string) string {
+func buildPkg(t *testing.T, format, arch, cross, version string, extra ...string) string {
 	t.Helper()
 	dist := t.TempDir()
-	out, err := mkpkg(t, dist, "-format", format, "-arch", arch,
+	out, err := mkpkg(t, dist, append([]string{"-format", format, "-arch", arch,
 		"-bin", filepath.Join(distDir, "otok-"+cross), "-version", version,
-		"-commit", "0123456789abcdef0123456789abcdef01234567")
+		"-commit", "0123456789abcdef0123456789abcdef01234567"}, extra...)...)
 	if err != nil {
 		t.Fatalf("mkpkg %s %s: %v\n%s", format, arch, err, out)
 	}
