@@ -136,6 +136,8 @@ func baseLayout(ar *Archive, a *Arch) {
 		ar.Dir(d, 0o755)
 	}
 	ar.Dir("/tmp", 0o1777)
+	ar.Symlink("/var/run", "/run") // as on OpenWrt
+	ar.Symlink("/var/lock", "/run/lock")
 	ar.CharDev("/dev/console", 0o600, 5, 1)
 	ar.CharDev("/dev/null", 0o666, 1, 3)
 	ar.File("/etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/var:/bin/false\n"))

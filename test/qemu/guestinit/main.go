@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -33,7 +34,19 @@ const marker = "@@OTOK-QEMU "
 
 func main() {
 	up := uptimeMS()
+	uptimeMS0 = up
+	if v, err := strconv.Atoi(os.Getenv("OTOK_QEMU_SWITCHED")); err == nil && v > 0 {
+		up = v
+	}
 	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "init: "+format+"\n", args...) }
+	if os.Getpid() == 1 && os.Getenv("OTOK_QEMU_SWITCHED") == "" {
+		// The initramfs is the kernel's rootfs, which pivot_root cannot
+		// leave (EINVAL). A router's root is a real mount (squashfs +
+		// overlay), so move everything to a tmpfs and make that / first.
+		if err := switchRoot(); err != nil {
+			logf("switch root: %v (staying on rootfs: pivot_root will not work)", err)
+		}
+	}
 	mounts(logf)
 	modules(logf)
 	arch := strings.TrimSpace(readFile("/etc/otok-qemu/arch"))
@@ -56,6 +69,106 @@ func main() {
 	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART) // qemu runs with -no-reboot
 	select {}
+}
+
+// switchRoot moves the initramfs contents into a tmpfs (copy, then delete,
+// so RAM use does not double), makes it / and re-executes /init there.
+func switchRoot() error {
+	const nr = "/.newroot"
+	if err := os.Mkdir(nr, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", nr, "tmpfs", 0, "mode=0755"); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir("/")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if "/"+e.Name() == nr {
+			continue
+		}
+		if err := moveTree("/"+e.Name(), nr+"/"+e.Name()); err != nil {
+			return err
+		}
+	}
+	if err := os.Chdir(nr); err != nil {
+		return err
+	}
+	if err := unix.Mount(nr, "/", "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("move %s to /: %w", nr, err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return err
+	}
+	if err := os.Chdir("/"); err != nil {
+		return err
+	}
+	env := append(os.Environ(), "OTOK_QEMU_SWITCHED="+strconv.Itoa(uptimeMS0))
+	return unix.Exec("/init", os.Args, env)
+}
+
+// uptimeMS0 is the uptime when the first /init started (reported as the
+// boot-to-init time after the switch).
+var uptimeMS0 = -1
+
+// moveTree copies src to dst (same type, mode, contents) and removes src.
+func moveTree(src, dst string) error {
+	fi, err := os.Lstat(src)
+	if err != nil {
+		return err
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case fi.IsDir():
+		if err := os.Mkdir(dst, fi.Mode().Perm()); err != nil {
+			return err
+		}
+		_ = os.Chmod(dst, fi.Mode()&(os.ModePerm|os.ModeSticky))
+		ents, err := os.ReadDir(src)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if err := moveTree(src+"/"+e.Name(), dst+"/"+e.Name()); err != nil {
+				return err
+			}
+		}
+		return os.Remove(src)
+	case fi.Mode()&os.ModeSymlink != 0:
+		t, err := os.Readlink(src)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(t, dst); err != nil {
+			return err
+		}
+	case fi.Mode().IsRegular():
+		in, err := os.Open(src)
+		if err != nil {
+			return err
+		}
+		out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_EXCL, fi.Mode().Perm())
+		if err != nil {
+			in.Close()
+			return err
+		}
+		_, err = io.Copy(out, in)
+		in.Close()
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		_ = os.Chmod(dst, fi.Mode().Perm())
+	default: // device nodes, fifos
+		if err := unix.Mknod(dst, st.Mode, int(st.Rdev)); err != nil {
+			return err
+		}
+	}
+	return os.Remove(src)
 }
 
 func mounts(logf func(string, ...any)) {

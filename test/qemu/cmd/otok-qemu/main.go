@@ -1,0 +1,463 @@
+// Command otok-qemu is `make test-qemu`: it boots every emulated router
+// (mipsel, mips, armhf, arm64), runs otok's lifecycle scenario in each and
+// then the system test packages through the go test -exec wrapper, and
+// prints one result line per arch and step:
+//
+//	qemu armhf check: ok (…)
+//	qemu mips import: skip (otok image not implemented yet)
+//	qemu arm64 test ./runtime: FAIL (…) + the console tail
+//
+// followed by timings and the benchmark table. Exit status: 0 all passed,
+// 1 an otok step or test failed, 3 only infrastructure problems (download,
+// kernel build, qemu missing), reported as such.
+//
+// Environment (the make variables of the same name):
+//
+//	QEMU_ARCHES  arches to run (default "mipsel mips armhf arm64")
+//	QEMU_PKGS    packages for the -exec wrapper (default: the system test
+//	             packages that exist; "none" to skip)
+//	QEMU_SCENARIO=0  skip the lifecycle scenario
+//	QEMU_JOBS    guests booted at once (default 2: this machine has 2 cores)
+//	OTOK_QEMU_CACHE  download and kernel cache (default /var/cache/otok-qemu)
+//	OTOK_DIST    make cross output (default dist)
+//	QEMU_LOGS    where full console logs go (default $OTOK_DIST/qemu-logs)
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/otok/otok/test/qemu"
+)
+
+// defaultPkgs are the root/namespace test packages run in every guest.
+var defaultPkgs = []string{"./board/", "./cmd/otok/", "./runtime/...", "./flash/...", "./netcfg/...", "./agent/...", "./test/netcfg/..."}
+
+type archRun struct {
+	arch     *qemu.Arch
+	guest    *qemu.Guest
+	prepErr  error
+	prepTime time.Duration
+	scenWall time.Duration
+	pkgWall  time.Duration
+	initAt   time.Duration
+	guestUp  time.Duration
+	bench    map[string]string
+	lines    []string // result lines (printed as they come, kept for the summary)
+}
+
+type driver struct {
+	repo, dist, work, logs, cache string
+	hostOtok                      string
+	mu                            sync.Mutex
+	fails, infra                  int
+	out                           io.Writer
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func env(k, def string) string {
+	if v := strings.TrimSpace(os.Getenv(k)); v != "" {
+		return v
+	}
+	return def
+}
+
+func run() int {
+	start := time.Now()
+	ctx := context.Background()
+	repo, _ := os.Getwd()
+	d := &driver{repo: repo, out: os.Stdout, cache: qemu.DefaultCache()}
+	d.dist, _ = filepath.Abs(env("OTOK_DIST", "dist"))
+	d.logs, _ = filepath.Abs(env("QEMU_LOGS", filepath.Join(d.dist, "qemu-logs")))
+	arches, err := qemu.ParseArches(os.Getenv("QEMU_ARCHES"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "otok-qemu:", err)
+		return 2
+	}
+	jobs, _ := strconv.Atoi(env("QEMU_JOBS", "2"))
+	if jobs < 1 {
+		jobs = 1
+	}
+	work, err := os.MkdirTemp("", "otok-qemu-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "otok-qemu:", err)
+		return 2
+	}
+	defer os.RemoveAll(work)
+	d.work = work
+	_ = os.MkdirAll(d.logs, 0o755)
+	d.hostOtok = filepath.Join(d.dist, "otok-amd64")
+	if _, err := os.Stat(d.hostOtok); err != nil {
+		d.hostOtok = filepath.Join(d.dist, "otok")
+	}
+	d.printf("qemu: arches %s, %d at a time, cache %s, logs %s\n", names(arches), jobs, d.cache, d.logs)
+
+	runs := make([]*archRun, len(arches))
+	for i, a := range arches {
+		runs[i] = &archRun{arch: a, bench: map[string]string{}}
+	}
+	// Prepare: mips first and on its own (its kernel build, when cold,
+	// dominates), the Debian arches one after the other meanwhile.
+	var wg sync.WaitGroup
+	prep := func(r *archRun) {
+		t := time.Now()
+		r.guest, r.prepErr = qemu.PrepareOrLoad(ctx, qemu.PrepareOptions{Arch: r.arch, Repo: d.repo, Dist: d.dist, Cache: d.cache, Work: d.work,
+			Log: func(f string, a ...any) { d.printf("qemu %s prepare: %s\n", r.arch.Name, fmt.Sprintf(f, a...)) }})
+		r.prepTime = time.Since(t)
+		if r.prepErr != nil {
+			d.result(r, "prepare", "FAIL", r.prepErr.Error(), qemu.IsInfra(r.prepErr))
+		} else {
+			d.result(r, "prepare", "ok", fmt.Sprintf("kernel %s (%v)", r.guest.KVer, r.prepTime.Round(100*time.Millisecond)), false)
+		}
+	}
+	sem := make(chan struct{}, jobs)
+	ready := make([]chan struct{}, len(runs))
+	for i := range runs {
+		ready[i] = make(chan struct{})
+	}
+	go func() {
+		for i, r := range runs {
+			if r.arch.Name == "mips" {
+				go func(i int, r *archRun) { prep(r); close(ready[i]) }(i, r)
+			}
+		}
+		for i, r := range runs {
+			if r.arch.Name != "mips" {
+				prep(r)
+				close(ready[i])
+			}
+		}
+	}()
+	pkgs := d.packages()
+	for i, r := range runs {
+		wg.Add(1)
+		go func(i int, r *archRun) {
+			defer wg.Done()
+			<-ready[i]
+			if r.prepErr != nil {
+				d.skipAll(r, pkgs, "prepare failed")
+				return
+			}
+			sem <- struct{}{}
+			if env("QEMU_SCENARIO", "1") != "0" {
+				d.scenario(ctx, r)
+			}
+			<-sem
+			if len(pkgs) > 0 {
+				sem <- struct{}{}
+				d.packagesIn(ctx, r, pkgs)
+				<-sem
+			}
+		}(i, r)
+	}
+	wg.Wait()
+	d.summary(runs, time.Since(start))
+	switch {
+	case d.fails > 0:
+		return 1
+	case d.infra > 0:
+		return 3
+	}
+	return 0
+}
+
+func names(as []*qemu.Arch) string {
+	var n []string
+	for _, a := range as {
+		n = append(n, a.Name)
+	}
+	return strings.Join(n, " ")
+}
+
+func (d *driver) printf(f string, a ...any) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fmt.Fprintf(d.out, f, a...)
+}
+
+// result prints and records one line: qemu ARCH STEP: STATUS (DETAIL).
+// Multi-line details (console tails) are indented below it.
+func (d *driver) result(r *archRun, step, status, detail string, infra bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	first, rest, _ := strings.Cut(strings.TrimSpace(detail), "\n")
+	if infra {
+		status = "INFRA-ERROR"
+		d.infra++
+	} else if status == "FAIL" {
+		d.fails++
+	}
+	line := fmt.Sprintf("qemu %s %s: %s", r.arch.Name, step, status)
+	if first != "" {
+		line += " " + first
+	}
+	r.lines = append(r.lines, line)
+	fmt.Fprintln(d.out, line)
+	if rest != "" {
+		for _, l := range strings.Split(rest, "\n") {
+			fmt.Fprintf(d.out, "    %s| %s\n", r.arch.Name, l)
+		}
+	}
+}
+
+func (d *driver) skipAll(r *archRun, pkgs []string, why string) {
+	if env("QEMU_SCENARIO", "1") != "0" {
+		d.result(r, "scenario", "skip", "("+why+")", false)
+	}
+	for _, p := range pkgs {
+		d.result(r, "test "+p, "skip", "("+why+")", false)
+	}
+}
+
+// scenario builds the test image and runs scenario/ in the guest.
+func (d *driver) scenario(ctx context.Context, r *archRun) {
+	a := r.arch
+	dir := filepath.Join(d.work, a.Name, "scenario")
+	_ = os.MkdirAll(dir, 0o755)
+	bin := filepath.Join(dir, "scenario")
+	if err := qemu.GoBuild(ctx, a, d.repo, "./test/qemu/scenario", bin); err != nil {
+		d.result(r, "scenario", "FAIL", err.Error(), false)
+		return
+	}
+	job := qemu.Job{Argv: []string{"/job/bin/scenario"}, Files: map[string]string{"/job/bin/scenario": bin}}
+	if img, pub, err := r.guest.BuildTestImage(ctx, d.hostOtok, dir); err != nil {
+		job.Files["/job/img/missing"] = "\x00" + oneLine(err.Error())
+	} else {
+		job.Files["/job/img/test.otok"] = img
+		job.Files["/job/img/test.pub"] = pub
+	}
+	logf, _ := os.Create(filepath.Join(d.logs, "scenario-"+a.Name+".log"))
+	defer logf.Close()
+	var since []string // console lines since the last marker
+	console := lineWriter(func(l string) {
+		fmt.Fprintln(logf, l)
+		since = append(since, l)
+		if len(since) > 60 {
+			since = since[len(since)-60:]
+		}
+	})
+	onMarker := func(m qemu.Marker) {
+		fmt.Fprintln(logf, qemu.MarkerPrefix+m.Kind+" "+m.Args)
+		switch m.Kind {
+		case "init":
+			d.result(r, "boot", "ok", fmt.Sprintf("(/init after %.2f s wall, guest uptime %s ms)", time.Since(bootStart(r)).Seconds(), m.Args), false)
+		case "step":
+			name, rest, _ := strings.Cut(m.Args, " ")
+			status, detail, _ := strings.Cut(rest, " ")
+			switch status {
+			case "fail":
+				d.result(r, name, "FAIL", detail+"\nconsole tail:\n"+strings.Join(since, "\n"), false)
+			default:
+				d.result(r, name, status, detail, false)
+			}
+			since = nil
+		case "bench":
+			f := strings.Fields(m.Args)
+			if len(f) >= 2 {
+				r.bench[f[0]] = strings.Join(f[1:], " ")
+			}
+		}
+	}
+	setBootStart(r)
+	res, err := r.guest.Run(ctx, job, qemu.RunOptions{Timeout: 15 * time.Minute, Console: console, OnMarker: onMarker})
+	if res != nil {
+		r.scenWall, r.initAt, r.guestUp = res.Wall, res.InitAt, res.GuestUp
+	}
+	switch {
+	case err != nil:
+		d.result(r, "scenario", "FAIL", err.Error(), qemu.IsInfra(err))
+	case res.Exit != 0:
+		d.result(r, "scenario", "FAIL", fmt.Sprintf("exit %d (failed steps above) in %v", res.Exit, res.Wall.Round(100*time.Millisecond)), false)
+	default:
+		d.result(r, "scenario", "ok", fmt.Sprintf("(%v)", res.Wall.Round(100*time.Millisecond)), false)
+	}
+}
+
+var (
+	bootMu     sync.Mutex
+	bootStarts = map[*archRun]time.Time{}
+)
+
+func setBootStart(r *archRun) { bootMu.Lock(); bootStarts[r] = time.Now(); bootMu.Unlock() }
+func bootStart(r *archRun) time.Time {
+	bootMu.Lock()
+	defer bootMu.Unlock()
+	return bootStarts[r]
+}
+
+// packages expands QEMU_PKGS (or the defaults) to the packages that exist
+// and have tests.
+func (d *driver) packages() []string {
+	spec := os.Getenv("QEMU_PKGS")
+	if strings.TrimSpace(spec) == "none" {
+		return nil
+	}
+	pats := strings.Fields(spec)
+	if len(pats) == 0 {
+		pats = defaultPkgs
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range pats {
+		cmd := exec.Command("go", "list", "-f", "{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}", p)
+		cmd.Dir = d.repo
+		b, err := cmd.Output()
+		if err != nil {
+			continue // not there (yet)
+		}
+		for _, l := range strings.Fields(string(b)) {
+			if !seen[l] && !strings.Contains(l, "/test/qemu") {
+				seen[l] = true
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+var resultRE = regexp.MustCompile(`^(ok|FAIL|\?)\s+(\S+)\s*(.*)$`)
+
+// packagesIn runs the packages' tests in the arch's guest with go test -exec.
+func (d *driver) packagesIn(ctx context.Context, r *archRun, pkgs []string) {
+	t := time.Now()
+	defer func() { r.pkgWall = time.Since(t) }()
+	wrapper := filepath.Join(d.work, "otok-qemu-exec")
+	d.mu.Lock()
+	if _, err := os.Stat(wrapper); err != nil {
+		cmd := exec.Command("go", "build", "-o", wrapper, "./test/qemu/cmd/otok-qemu-exec")
+		cmd.Dir = d.repo
+		if out, err := cmd.CombinedOutput(); err != nil {
+			d.mu.Unlock()
+			d.result(r, "test", "FAIL", fmt.Sprintf("build wrapper: %v: %s", err, out), false)
+			return
+		}
+	}
+	d.mu.Unlock()
+	args := append([]string{"test", "-count=1", "-p", "1", "-timeout", "15m", "-exec", wrapper}, pkgs...)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = d.repo
+	cmd.Env = append(os.Environ(), r.arch.Env()...)
+	cmd.Env = append(cmd.Env, "OTOK_QEMU_WORK="+d.work, "OTOK_DIST="+d.dist, "OTOK_QEMU_TIMEOUT=12m")
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	logf, _ := os.Create(filepath.Join(d.logs, "test-"+r.arch.Name+".log"))
+	defer logf.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		var since []string
+		for sc.Scan() {
+			l := sc.Text()
+			fmt.Fprintln(logf, l)
+			m := resultRE.FindStringSubmatch(l)
+			if m == nil || !strings.HasPrefix(m[2], "github.com/") {
+				since = append(since, l)
+				if len(since) > 60 {
+					since = since[len(since)-60:]
+				}
+				continue
+			}
+			pkg := "./" + strings.TrimPrefix(strings.TrimPrefix(m[2], "github.com/otok/otok"), "/")
+			switch m[1] {
+			case "ok":
+				d.result(r, "test "+pkg, "ok", "("+strings.TrimSpace(m[3])+")", false)
+			case "?":
+				d.result(r, "test "+pkg, "skip", "(no test files)", false)
+			default:
+				infra := false
+				for _, s := range since {
+					if strings.HasPrefix(s, "otok-qemu-exec:") && strings.Contains(s, "infrastructure") {
+						infra = true
+					}
+				}
+				d.result(r, "test "+pkg, "FAIL", strings.TrimSpace(m[3])+"\noutput tail:\n"+strings.Join(since, "\n"), infra)
+			}
+			since = nil
+		}
+	}()
+	err := cmd.Run()
+	pw.Close()
+	<-done
+	if err != nil && ctx.Err() == nil {
+		if _, ok := err.(*exec.ExitError); !ok {
+			d.result(r, "test", "FAIL", err.Error(), true)
+		}
+	}
+}
+
+func (d *driver) summary(runs []*archRun, total time.Duration) {
+	d.printf("\nqemu: timings (prepare includes fetch/kernel build when cold)\n")
+	d.printf("  %-7s %10s %10s %10s\n", "arch", "prepare", "scenario", "packages")
+	for _, r := range runs {
+		d.printf("  %-7s %10s %10s %10s\n", r.arch.Name, dur(r.prepTime), dur(r.scenWall), dur(r.pkgWall))
+	}
+	d.printf("  total wall %v\n", total.Round(time.Second))
+	d.printf("\nqemu: benchmarks (TCG: compare across arches and commits only)\n")
+	d.printf("  %-7s %14s %14s %22s %18s\n", "arch", "boot-to-init", "guest uptime", "run --rm true (mean 20)", "agent RSS, 5 ctrs")
+	for _, r := range runs {
+		up := "-"
+		if r.guestUp > 0 {
+			up = dur(r.guestUp)
+		}
+		d.printf("  %-7s %14s %14s %22s %18s\n", r.arch.Name, dur(r.initAt), up, orDash(r.bench["run-rm-true"]), orDash(r.bench["agent-rss-5"]))
+	}
+	var failed []string
+	for _, r := range runs {
+		for _, l := range r.lines {
+			if strings.Contains(l, ": FAIL") || strings.Contains(l, ": INFRA-ERROR") {
+				failed = append(failed, l)
+			}
+		}
+	}
+	sort.Strings(failed)
+	if len(failed) > 0 {
+		d.printf("\nqemu: %d failed:\n", len(failed))
+		for _, l := range failed {
+			d.printf("  %s\n", l)
+		}
+	} else {
+		d.printf("\nqemu: all passed\n")
+	}
+}
+
+func dur(t time.Duration) string {
+	if t == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fs", t.Seconds())
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// lineWriter calls fn for each line written.
+type lineWriter func(string)
+
+func (f lineWriter) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		f(l)
+	}
+	return len(p), nil
+}
