@@ -16,7 +16,7 @@ SIZE_LIMIT_MIPSLE ?= 8000000
 
 export CGO_ENABLED=0
 
-.PHONY: help build cross size test deps vet unit unit-qemu system bench demo fuzz clean ipk apk
+.PHONY: help build cross size test deps vet unit unit-qemu system bench demo fuzz clean ipk apk test-qemu
 
 help:
 	@echo "make build      host binary in $(DIST)/otok"
@@ -24,6 +24,7 @@ help:
 	@echo "make size       stripped and xz -9e sizes of the cross binaries"
 	@echo "make test       deps + vet + unit tests (native, mips, arm under qemu-user) + system tests"
 	@echo "make bench      every benchmark, one table"
+	@echo "make test-qemu  otok on emulated routers (mipsel mips armhf arm64; QEMU_ARCHES=, QEMU_PKGS=)"
 	@echo "make demo       build an image and run containers end to end (root)"
 	@echo "make ipk ARCH=A OpenWrt opkg package dist/otok_<version>_<A>.ipk (A: mipsel_24kc, x86_64, ...)"
 	@echo "make apk ARCH=A OpenWrt 25.12+ apk v3 package dist/otok-<version>_<A>.apk"
@@ -66,7 +67,15 @@ unit-qemu:
 system: build cross
 	OTOK_BIN=$(CURDIR)/$(DIST)/otok OTOK_DIST=$(CURDIR)/$(DIST) $(GO) test -count=1 -p 1 $(SYSTEM_PKGS)
 
-test: deps vet unit unit-qemu system
+test: deps vet unit unit-qemu system $(if $(filter 1,$(OTOK_SKIP_QEMU)),,test-qemu)
+
+# Emulated routers under qemu-system (test/qemu/README.md): the lifecycle
+# scenario and the system test packages (go test -exec) in each guest.
+# QEMU_ARCHES="mipsel mips armhf arm64" (default all), QEMU_PKGS="./runtime/
+# …" or none, QEMU_SCENARIO=0, QEMU_JOBS=2; cache OTOK_QEMU_CACHE
+# (/var/cache/otok-qemu). `make test` runs it unless OTOK_SKIP_QEMU=1.
+test-qemu: deps cross
+	QEMU_ARCHES="$(QEMU_ARCHES)" QEMU_PKGS="$(QEMU_PKGS)" OTOK_DIST=$(CURDIR)/$(DIST) $(GO) run ./test/qemu/cmd/otok-qemu
 
 bench: build
 	@bash test/bench.sh

@@ -10,6 +10,8 @@ PKGS=(
   iproute2 kmod dnsmasq-base                         # network tests (dnsmasq: DHCP server)
   shellcheck                                         # init script lint
   hyperfine crun runc lxc systemd-container          # benchmark peers
+  qemu-system-mips qemu-system-arm                   # emulated routers (test/qemu)
+  gcc-mips-linux-gnu linux-source-6.1 bc flex bison libssl-dev make binutils  # big-endian mips kernel
 )
 
 missing=()
