@@ -63,8 +63,10 @@ func detachLocked(ctx context.Context, stateDir string, rec *Record, recs []*Rec
 			}
 		}
 	}
-	if err := natDel(host, rec.Container); err != nil {
-		errs = append(errs, err)
+	if len(rec.Spec.Publish) > 0 {
+		if err := natDel(host, rec.Container); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	// Links of this container that are still in the host namespace (a
 	// crash between create and move cannot leave any: links are created
