@@ -69,6 +69,11 @@ func (s *Spec) capabilities() (uint64, error) {
 	for _, n := range DefaultCaps {
 		mask |= 1 << uint(capNames[n])
 	}
+	if s.System {
+		// The init halts with reboot(), which in a child pid namespace
+		// only ends the namespace (kexec stays blocked by seccomp).
+		mask |= 1 << unix.CAP_SYS_BOOT
+	}
 	for _, c := range s.CapAdd {
 		n, err := ParseCap(c)
 		if err != nil {
@@ -124,11 +129,9 @@ func allCapsMask() uint64 {
 	return (uint64(1) << uint(l+1)) - 1
 }
 
-// applyCapSets reduces the bounding set of every thread of this process to
-// mask and its permitted, effective and inheritable sets to eff; the
-// ambient set is cleared. It must run after setuid (with PR_SET_KEEPCAPS)
-// and before the seccomp filter is installed.
-func applyCapSets(mask, eff uint64, last int) error {
+// dropBounding removes every capability not in mask from the bounding set
+// of every thread (it needs CAP_SETPCAP: call it before setuid).
+func dropBounding(mask uint64, last int) error {
 	for c := 0; c <= last; c++ {
 		if mask&(1<<uint(c)) != 0 {
 			continue
@@ -137,6 +140,13 @@ func applyCapSets(mask, eff uint64, last int) error {
 			return fmt.Errorf("drop bounding capability %d: %w", c, e)
 		}
 	}
+	return nil
+}
+
+// applyCapSets sets the permitted, effective and inheritable sets of every
+// thread to eff and clears the ambient set. It runs after setuid (with
+// PR_SET_KEEPCAPS) and before the seccomp filter is installed.
+func applyCapSets(eff uint64) error {
 	if e := allThreads(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); e != 0 && e != unix.EINVAL {
 		return fmt.Errorf("clear ambient capabilities: %w", e)
 	}

@@ -115,7 +115,7 @@ func initStage(status *os.File) error {
 	}
 	unix.Close(w)
 	unix.Close(fifo)
-	priv := privileges{caps: cfg.Caps, lastCap: cfg.LastCap, seccomp: cfg.Seccomp, seccompAdmin: cfg.SeccompAdmin, noNewPrivs: !s.Privileged}
+	priv := privileges{caps: cfg.Caps, lastCap: cfg.LastCap, seccomp: cfg.Seccomp, seccompAdmin: cfg.SeccompAdmin, seccompReboot: s.System, noNewPrivs: !s.Privileged}
 	if err := priv.apply(&s.Process); err != nil {
 		return fmt.Errorf("container %s: %w", s.Name, err)
 	}
@@ -218,7 +218,9 @@ type privileges struct {
 	lastCap      int
 	seccomp      bool
 	seccompAdmin bool
-	noNewPrivs   bool
+	// seccompReboot: reboot() allowed (system containers)
+	seccompReboot bool
+	noNewPrivs    bool
 	// hostIDs: the process is not in the container's user namespace, so
 	// it switches to the host ids its container ids map to (exec into a
 	// userns container); it keeps no capabilities.
@@ -238,6 +240,10 @@ func (pv *privileges) apply(p *Process) error {
 		}
 		caps = 0
 	}
+	// The bounding set shrinks while still root (it needs CAP_SETPCAP).
+	if err := dropBounding(caps, pv.lastCap); err != nil {
+		return err
+	}
 	if e := allThreads(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0); e != 0 {
 		return fmt.Errorf("keepcaps: %w", e)
 	}
@@ -256,7 +262,7 @@ func (pv *privileges) apply(p *Process) error {
 	if uid != 0 || pv.userns != nil {
 		eff = 0
 	}
-	if err := applyCapSets(caps, eff, pv.lastCap); err != nil {
+	if err := applyCapSets(eff); err != nil {
 		return err
 	}
 	if pv.noNewPrivs {
@@ -265,7 +271,7 @@ func (pv *privileges) apply(p *Process) error {
 		}
 	}
 	if pv.seccomp {
-		if err := installSeccomp(pv.seccompAdmin); err != nil {
+		if err := installSeccomp(pv.seccompAdmin, pv.seccompReboot); err != nil {
 			return err
 		}
 	}

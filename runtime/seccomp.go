@@ -77,8 +77,10 @@ const (
 )
 
 // SeccompFilter builds the default filter for goarch. allowAdmin leaves the
-// mount and namespace families allowed (the container has CAP_SYS_ADMIN).
-func SeccompFilter(goarch string, allowAdmin bool) ([]unix.SockFilter, error) {
+// mount and namespace families allowed (the container has CAP_SYS_ADMIN);
+// allowReboot lets a system container's init halt itself (in a child pid
+// namespace reboot() only ends that namespace).
+func SeccompFilter(goarch string, allowAdmin, allowReboot bool) ([]unix.SockFilter, error) {
 	arch, ok := seccompArches[goarch]
 	nums, ok2 := sysnums[goarch]
 	if !ok || !ok2 {
@@ -95,6 +97,9 @@ func SeccompFilter(goarch string, allowAdmin bool) ([]unix.SockFilter, error) {
 	add(seccompDeniedAlways)
 	if !allowAdmin {
 		add(seccompDeniedAdmin)
+	}
+	if allowReboot {
+		delete(deny, nums["reboot"])
 	}
 	denied := make([]uint32, 0, len(deny))
 	for nr := range deny {
@@ -177,8 +182,8 @@ func SeccompFilter(goarch string, allowAdmin bool) ([]unix.SockFilter, error) {
 
 // installSeccomp loads the default filter for the running architecture on
 // every thread. no_new_privs must already be set.
-func installSeccomp(allowAdmin bool) error {
-	prog, err := SeccompFilter(runtime.GOARCH, allowAdmin)
+func installSeccomp(allowAdmin, allowReboot bool) error {
+	prog, err := SeccompFilter(runtime.GOARCH, allowAdmin, allowReboot)
 	if err != nil {
 		return err
 	}

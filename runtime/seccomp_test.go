@@ -79,11 +79,11 @@ func TestSeccompFilterEveryArch(t *testing.T) {
 	for goarch, arch := range seccompArches {
 		t.Run(goarch, func(t *testing.T) {
 			nums := sysnums[goarch]
-			prog, err := SeccompFilter(goarch, false)
+			prog, err := SeccompFilter(goarch, false, false)
 			if err != nil {
 				t.Fatal(err)
 			}
-			admin, err := SeccompFilter(goarch, true)
+			admin, err := SeccompFilter(goarch, true, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -165,6 +165,23 @@ var otherSysnums = map[string]map[string]uint32{
 	"arm":    {"read": 3, "getpid": 20, "execve": 11},
 	"mips":   {"read": 4003, "getpid": 4020, "execve": 4011},
 	"mipsle": {"read": 4003, "getpid": 4020, "execve": 4011},
+}
+
+func TestSeccompAllowReboot(t *testing.T) {
+	for goarch, arch := range seccompArches {
+		prog, err := SeccompFilter(goarch, false, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, order := seccompData(arch, sysnums[goarch]["reboot"])
+		if got, _ := runFilter(prog, data, order); got != retAllow {
+			t.Errorf("%s: reboot with allowReboot: %#x", goarch, got)
+		}
+		data, order = seccompData(arch, sysnums[goarch]["kexec_load"])
+		if got, _ := runFilter(prog, data, order); got != retEPERM {
+			t.Errorf("%s: kexec_load with allowReboot: %#x", goarch, got)
+		}
+	}
 }
 
 func TestSeccompMIPSNumbering(t *testing.T) {

@@ -1,0 +1,267 @@
+package runtime_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/otok/otok/test/testimage"
+)
+
+// Shared across the package's tests: the binary and the busybox image.
+var (
+	binOnce, imgOnce sync.Once
+	bin, img, imgDir string
+	binErr           error
+)
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("system tests need root (namespaces, mounts, cgroups)")
+	}
+}
+
+// otokBin is $OTOK_BIN or a static build of ./cmd/otok.
+func otokBin(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		if b := os.Getenv("OTOK_BIN"); b != "" {
+			bin = b
+			return
+		}
+		dir, err := os.MkdirTemp("", "otok-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		bin = filepath.Join(dir, "otok")
+		cmd := exec.Command("go", "build", "-o", bin, "github.com/otok/otok/cmd/otok")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = &buildError{string(out)}
+		}
+	})
+	if binErr != nil {
+		t.Fatalf("build otok: %v", binErr)
+	}
+	return bin
+}
+
+type buildError struct{ out string }
+
+func (e *buildError) Error() string { return e.out }
+
+// image is the busybox squashfs (built once per test binary).
+func image(t *testing.T) string {
+	t.Helper()
+	imgOnce.Do(func() {
+		d, err := os.MkdirTemp("", "otok-img-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgDir = d
+		img, _ = testimage.BuildBoth(t, d)
+	})
+	if img == "" {
+		t.Skip("no test image")
+	}
+	return img
+}
+
+// rootfsDir is the unpacked busybox tree the image was made from.
+func rootfsDir(t *testing.T) string {
+	image(t)
+	return filepath.Join(imgDir, "rootfs")
+}
+
+// env is one test's otok: a private state directory, cleaned up and
+// checked for leftovers at the end.
+type env struct {
+	t     *testing.T
+	state string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	requireRoot(t)
+	otokBin(t)
+	image(t)
+	e := &env{t: t, state: t.TempDir()}
+	t.Cleanup(func() {
+		// Remove whatever the test left, then insist nothing remains.
+		out, _, _ := e.run("ps", "-a", "--json")
+		var list []struct {
+			Spec struct{ Name string } `json:"spec"`
+		}
+		json.Unmarshal([]byte(out), &list)
+		for _, c := range list {
+			e.run("rm", "-f", c.Spec.Name)
+		}
+		e.run("gc")
+		e.assertClean(list)
+	})
+	return e
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// run runs otok with the test's state dir.
+func (e *env) run(args ...string) (stdout, stderr string, code int) {
+	return e.runIn(nil, args...)
+}
+
+func (e *env) runIn(stdin []byte, args ...string) (string, string, int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--state", e.state}, args...)...)
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("otok %v: %v", args, err)
+	}
+	return so.String(), se.String(), code
+}
+
+// must runs otok and fails the test on a non-zero exit.
+func (e *env) must(args ...string) string {
+	e.t.Helper()
+	out, errOut, code := e.run(args...)
+	if code != 0 {
+		e.t.Fatalf("otok %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// state reads `otok inspect NAME`.
+func (e *env) inspect(name string) map[string]any {
+	e.t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(e.must("inspect", name)), &m); err != nil {
+		e.t.Fatal(err)
+	}
+	return m
+}
+
+func (e *env) pid(name string) int {
+	return int(e.inspect(name)["pid"].(float64))
+}
+
+// waitStatus polls until the container has the status (or fails).
+func (e *env) waitStatus(name, status string) map[string]any {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var m map[string]any
+		if out, _, code := e.run("inspect", name); code == 0 {
+			json.Unmarshal([]byte(out), &m)
+		}
+		if m["status"] == status {
+			return m
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("container %s: status %v, want %s", name, m["status"], status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// assertClean checks that nothing of this test's state directory is
+// mounted, no loop device is backed by the test image's mount, and no
+// cgroup of the listed (or any of this test's) containers remains.
+func (e *env) assertClean(list any) {
+	t := e.t
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		problems := e.leftovers()
+		if len(problems) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("leftovers after test:\n  %s", strings.Join(problems, "\n  "))
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (e *env) leftovers() []string {
+	var p []string
+	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), e.state) {
+				p = append(p, "mount: "+sc.Text())
+			}
+		}
+		f.Close()
+	}
+	if out, err := exec.Command("losetup", "-j", img).Output(); err == nil && len(bytes.TrimSpace(out)) > 0 {
+		// Other tests' containers may share the image: only complain
+		// when no test holds a mount of it.
+		if !imageMountedSomewhere() {
+			p = append(p, "loop: "+strings.TrimSpace(string(out)))
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Join(e.state, "containers"))
+	for _, en := range ents {
+		p = append(p, "state: "+en.Name())
+	}
+	for _, en := range ents {
+		for _, c := range []string{"memory", "pids", "cpu", "devices"} {
+			d := filepath.Join("/sys/fs/cgroup", c, "otok", en.Name())
+			if _, err := os.Stat(d); err == nil {
+				p = append(p, "cgroup: "+d)
+			}
+		}
+	}
+	return p
+}
+
+func imageMountedSomewhere() bool {
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	return bytes.Contains(b, []byte(" squashfs "))
+}
+
+// cgroupGone checks a container's cgroups were removed.
+func cgroupGone(t *testing.T, name string) {
+	t.Helper()
+	for _, c := range []string{"memory", "pids", "cpu", "devices"} {
+		d := filepath.Join("/sys/fs/cgroup", c, "otok", name)
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("cgroup %s left behind", d)
+		}
+	}
+}
+
+// kv parses "key=value" lines.
+func kv(out string) map[string]string {
+	m := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			m[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	return m
+}
+
+func signalPid(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) }
