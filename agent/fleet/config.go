@@ -21,7 +21,7 @@ type Config struct {
 	// When any are set, commands and desired documents must be signed.
 	Keys      []ed25519.PublicKey
 	Heartbeat time.Duration // [option heartbeat] full status at least this often; default 5 min
-	Debounce  time.Duration // status after a change at most this often; default 1 s
+	Debounce  time.Duration // a status after a burst of changes at most this late; default 1 s
 	KeepAlive time.Duration // MQTT keepalive; default 60 s
 	Backoff   Backoff       // [option reconnect_base, reconnect_max]
 	QueueSize int           // offline event queue; default 256 events
@@ -29,6 +29,10 @@ type Config struct {
 	Password  string        // [option password]
 	TLS       *tls.Config   // from [option ca, cert, key]; nil for tcp:// brokers
 	Version   string        // agent version for the status document
+	// Gate, when set, is a semaphore shared by sessions in one process
+	// (`fleet sim`): at most cap(Gate) of them handshake at once, as a
+	// real fleet's boots are spread out. nil on a device.
+	Gate chan struct{}
 }
 
 func (c *Config) setDefaults() error {

@@ -189,6 +189,14 @@ func (s *Session) connect(ctx context.Context, broker string) (*link, error) {
 		o.SetTLSConfig(s.cfg.TLS)
 	}
 	l.c = mqtt.NewClient(o)
+	if s.cfg.Gate != nil {
+		select {
+		case s.cfg.Gate <- struct{}{}:
+			defer func() { <-s.cfg.Gate }()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	if err := wait(ctx, l.c.Connect()); err != nil {
 		l.c.Disconnect(0)
 		return nil, err
@@ -378,34 +386,49 @@ func (s *Session) markDirty() {
 }
 
 // statusLoop publishes the status after changes and on every heartbeat.
-// Changes are rate-limited on the leading edge: an isolated change goes out
-// at once, a burst at most once per Debounce (the last state of it wins).
+// A burst of changes (an apply emits several events) is coalesced: the
+// status goes out once the changes pause for statusQuiet, and at the
+// latest Debounce after the first of them.
 func (s *Session) statusLoop(ctx context.Context) {
 	hb := time.NewTicker(s.cfg.Heartbeat)
 	defer hb.Stop()
-	var last time.Time
+	quiet := min(statusQuiet, s.cfg.Debounce)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hb.C:
 		case <-s.dirty:
-			if wait := s.cfg.Debounce - time.Since(last); wait > 0 && !sleepCtx(ctx, wait) {
-				return
+			limit := time.NewTimer(s.cfg.Debounce)
+		gather:
+			for {
+				t := time.NewTimer(quiet)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					limit.Stop()
+					return
+				case <-s.dirty:
+					t.Stop()
+					continue
+				case <-t.C:
+				case <-limit.C:
+					t.Stop()
+				}
+				break gather
 			}
-			select { // changes during the wait are in this publish
-			case <-s.dirty:
-			default:
-			}
+			limit.Stop()
 		}
 		if l := s.link(); l != nil {
-			last = time.Now()
 			if err := s.publishStatus(ctx, l); err != nil && ctx.Err() == nil {
 				s.Logf("fleet %s: status: %v", s.cfg.DeviceID, err)
 			}
 		}
 	}
 }
+
+// statusQuiet is the pause that ends a burst of changes.
+const statusQuiet = 5 * time.Millisecond
 
 // StatusDoc returns the full status document as it would be published now.
 func (s *Session) StatusDoc(ctx context.Context) (Status, error) {

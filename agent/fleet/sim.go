@@ -25,6 +25,12 @@ type SimConfig struct {
 	Username  string
 	Password  string
 	Logf      func(string, ...any) // nil: silent
+	// Handshakes is how many devices may be connecting at once (default
+	// 64): N devices starting in the same millisecond would overflow the
+	// broker's listen queue (mosquitto listens with a backlog of 100) and
+	// wait a full SYN retransmission (1 s), which real fleets, whose boots
+	// are spread out, do not do.
+	Handshakes int
 }
 
 // Sim is a running simulated fleet.
@@ -44,6 +50,10 @@ func StartSim(ctx context.Context, sc SimConfig) (*Sim, error) {
 		return nil, fmt.Errorf("fleet sim: no broker")
 	}
 	sim := &Sim{}
+	if sc.Handshakes <= 0 {
+		sc.Handshakes = 64
+	}
+	gate := make(chan struct{}, sc.Handshakes)
 	models := []string{"GL.iNet GL-MT6000", "Linksys E8450", "TP-Link Archer C7 v5", "Netgear R7800"}
 	arches := []string{"aarch64_cortex-a53", "aarch64_cortex-a53", "mips_24kc", "arm_cortex-a15_neon-vfpv4"}
 	for n := 0; n < sc.Devices; n++ {
@@ -60,7 +70,7 @@ func StartSim(ctx context.Context, sc SimConfig) (*Sim, error) {
 			Brokers: brokers, DeviceID: fmt.Sprintf("%s%d", sc.Prefix, n), Groups: groups, Keys: sc.Keys,
 			Heartbeat: sc.Heartbeat.Heartbeat, Debounce: sc.Heartbeat.Debounce, KeepAlive: sc.Heartbeat.KeepAlive,
 			QueueSize: sc.Heartbeat.QueueSize, Backoff: sc.Backoff, TLS: sc.TLS,
-			Username: sc.Username, Password: sc.Password, Version: "sim",
+			Username: sc.Username, Password: sc.Password, Version: "sim", Gate: gate,
 		}, a)
 		if err != nil {
 			return nil, err

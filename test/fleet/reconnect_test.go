@@ -46,7 +46,9 @@ func TestBrokerRestart(t *testing.T) {
 		return true
 	})
 	time.Sleep(300 * time.Millisecond) // a few failed attempts each
-	m.Restart()
+	if err := m.Restart(); err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	waitFor(t, 10*time.Second, "all back", allOnline)
 	t.Logf("%d devices back %s after the broker restarted", len(devs), time.Since(start))

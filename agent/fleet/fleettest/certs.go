@@ -7,11 +7,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
-	"testing"
 	"time"
 )
 
@@ -24,25 +24,33 @@ type Certs struct {
 }
 
 // GenerateCerts writes a fresh PKI into dir.
-func GenerateCerts(t testing.TB, dir string) *Certs {
-	t.Helper()
-	c := &Certs{}
-	caKey, caCert, caDER := newCA(t, "otok test CA")
-	c.CA = writePEM(t, dir, "ca.crt", "CERTIFICATE", caDER)
-	c.ServerCert, c.ServerKey = leaf(t, dir, "server", caCert, caKey, true)
-	c.ClientCert, c.ClientKey = leaf(t, dir, "dev0", caCert, caKey, false)
-	rKey, rCert, _ := newCA(t, "rogue CA")
-	c.RogueCert, c.RogueKey = leaf(t, dir, "rogue", rCert, rKey, false)
-	return c
+func GenerateCerts(dir string) (c *Certs, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c, err = nil, fmt.Errorf("certificates: %v", p)
+		}
+	}()
+	c = &Certs{}
+	caKey, caCert, caDER := newCA("otok test CA")
+	c.CA = writePEM(dir, "ca.crt", "CERTIFICATE", caDER)
+	c.ServerCert, c.ServerKey = leaf(dir, "server", caCert, caKey, true)
+	c.ClientCert, c.ClientKey = leaf(dir, "dev0", caCert, caKey, false)
+	rKey, rCert, _ := newCA("rogue CA")
+	c.RogueCert, c.RogueKey = leaf(dir, "rogue", rCert, rKey, false)
+	return c, nil
+}
+
+func must(err error) {
+	if err != nil {
+		panic(err)
+	}
 }
 
 var serial int64 = 1
 
-func newCA(t testing.TB, cn string) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
+func newCA(cn string) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	must(err)
 	serial++
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
@@ -50,18 +58,14 @@ func newCA(t testing.TB, cn string) (*ecdsa.PrivateKey, *x509.Certificate, []byt
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	must(err)
 	cert, _ := x509.ParseCertificate(der)
 	return k, cert, der
 }
 
-func leaf(t testing.TB, dir, cn string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, server bool) (certPath, keyPath string) {
+func leaf(dir, cn string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, server bool) (certPath, keyPath string) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	must(err)
 	serial++
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
@@ -76,20 +80,14 @@ func leaf(t testing.TB, dir, cn string, ca *x509.Certificate, caKey *ecdsa.Priva
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	must(err)
 	kder, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return writePEM(t, dir, cn+".crt", "CERTIFICATE", der), writePEM(t, dir, cn+".key", "EC PRIVATE KEY", kder)
+	must(err)
+	return writePEM(dir, cn+".crt", "CERTIFICATE", der), writePEM(dir, cn+".key", "EC PRIVATE KEY", kder)
 }
 
-func writePEM(t testing.TB, dir, name, typ string, der []byte) string {
+func writePEM(dir, name, typ string, der []byte) string {
 	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	must(os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
 	return p
 }

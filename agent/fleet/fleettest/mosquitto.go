@@ -26,7 +26,7 @@ type Mosquitto struct {
 	TLSURL  string // ssl://127.0.0.1:TLSPort
 	Certs   *Certs // with TLS
 
-	t    testing.TB
+	bin  string
 	dir  string
 	conf string
 	cmd  *exec.Cmd
@@ -36,7 +36,8 @@ type Mosquitto struct {
 
 // MosquittoOptions tunes the broker.
 type MosquittoOptions struct {
-	TLS bool // add a listener with mutual TLS (client certificates required)
+	TLS bool   // add a listener with mutual TLS (client certificates required)
+	Dir string // for config, log and certificates (StartMosquitto: a test temp dir)
 	// Extra lines for mosquitto.conf.
 	Extra []string
 }
@@ -44,12 +45,20 @@ type MosquittoOptions struct {
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // NeedBinary skips the test when name is not installed.
@@ -67,15 +76,38 @@ func NeedBinary(t testing.TB, name string) string {
 	return p
 }
 
-// StartMosquitto starts mosquitto on free loopback ports. The config
-// raises max_queued_messages (the default 1000 silently drops QoS 1
-// replies to a controller at a few thousand devices) and sets
-// set_tcp_nodelay (3× faster retained reads).
+// StartMosquitto starts mosquitto on free loopback ports (see Launch),
+// skipping the test when mosquitto is not installed, and stops it by pid in
+// t.Cleanup.
 func StartMosquitto(t testing.TB, o MosquittoOptions) *Mosquitto {
 	t.Helper()
-	bin := NeedBinary(t, "mosquitto")
-	m := &Mosquitto{t: t, dir: t.TempDir()}
-	m.Port = FreePort(t)
+	NeedBinary(t, "mosquitto")
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	m, err := Launch(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	return m
+}
+
+// Launch starts mosquitto in o.Dir (required) on free loopback ports. The
+// config raises max_queued_messages (the default 1000 silently drops QoS 1
+// replies to a controller at a few thousand devices) and sets
+// set_tcp_nodelay (3× faster retained reads). The caller stops it.
+func Launch(o MosquittoOptions) (*Mosquitto, error) {
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		if bin, err = exec.LookPath("/usr/sbin/mosquitto"); err != nil {
+			return nil, fmt.Errorf("mosquitto not installed")
+		}
+	}
+	m := &Mosquitto{bin: bin, dir: o.Dir}
+	if m.Port, err = freePort(); err != nil {
+		return nil, err
+	}
 	m.URL = fmt.Sprintf("tcp://127.0.0.1:%d", m.Port)
 	conf := []string{
 		"per_listener_settings false",
@@ -92,8 +124,12 @@ func StartMosquitto(t testing.TB, o MosquittoOptions) *Mosquitto {
 		"max_connections -1",
 	}
 	if o.TLS {
-		m.Certs = GenerateCerts(t, m.dir)
-		m.TLSPort = FreePort(t)
+		if m.Certs, err = GenerateCerts(m.dir); err != nil {
+			return nil, err
+		}
+		if m.TLSPort, err = freePort(); err != nil {
+			return nil, err
+		}
 		m.TLSURL = fmt.Sprintf("ssl://127.0.0.1:%d", m.TLSPort)
 		conf = append(conf,
 			fmt.Sprintf("listener %d 127.0.0.1", m.TLSPort),
@@ -107,32 +143,30 @@ func StartMosquitto(t testing.TB, o MosquittoOptions) *Mosquitto {
 	conf = append(conf, o.Extra...)
 	m.conf = filepath.Join(m.dir, "mosquitto.conf")
 	if err := os.WriteFile(m.conf, []byte(strings.Join(conf, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	m.start(bin)
-	t.Cleanup(m.Stop)
-	return m
+	return m, m.start()
 }
 
-func (m *Mosquitto) start(bin string) {
-	m.t.Helper()
+func (m *Mosquitto) start() error {
 	lf, err := os.OpenFile(filepath.Join(m.dir, "mosquitto.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		m.t.Fatal(err)
+		return err
 	}
 	m.log = lf
-	m.cmd = exec.Command(bin, "-c", m.conf)
+	m.cmd = exec.Command(m.bin, "-c", m.conf)
 	m.cmd.Stdout, m.cmd.Stderr = lf, lf
 	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := m.cmd.Start(); err != nil {
-		m.t.Fatalf("mosquitto: %v", err)
+		return fmt.Errorf("mosquitto: %w", err)
 	}
 	m.done = make(chan struct{})
 	go func(c *exec.Cmd, done chan struct{}) { c.Wait(); close(done) }(m.cmd, m.done)
 	if err := WaitPort(m.Port, 5*time.Second, m.done); err != nil {
-		b, _ := os.ReadFile(filepath.Join(m.dir, "mosquitto.log"))
-		m.t.Fatalf("mosquitto on port %d: %v\n%s", m.Port, err, b)
+		m.Stop()
+		return fmt.Errorf("mosquitto on port %d: %v\n%s", m.Port, err, m.Log())
 	}
+	return nil
 }
 
 // WaitPort waits until 127.0.0.1:port accepts connections.
@@ -185,10 +219,9 @@ func (m *Mosquitto) signal(sig syscall.Signal) {
 }
 
 // Restart starts the broker again on the same ports (after Stop or Kill).
-func (m *Mosquitto) Restart() {
-	m.t.Helper()
+func (m *Mosquitto) Restart() error {
 	m.Stop()
-	m.start(m.cmd.Path)
+	return m.start()
 }
 
 // Log returns the broker's log so far.
