@@ -207,12 +207,16 @@ func containerFromSection(s *uci.Section, profiles map[string]*uci.Section, warn
 		}
 	}
 	for _, o := range s.Options {
+		if !slices.Contains(containerOptions, o.Name) {
+			warn("%s:%d: %s: unknown option %q ignored", path, o.Line, subject, o.Name)
+		}
+	}
+	for _, o := range s.Options {
 		switch o.Name {
 		case "name", "profile":
 			continue
 		}
 		if !slices.Contains(containerOptions, o.Name) {
-			warn("%s:%d: %s: unknown option %q ignored", path, o.Line, subject, o.Name)
 			continue
 		}
 		if err := applyContainerOption(c, o); err != nil {
