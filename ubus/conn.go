@@ -94,10 +94,14 @@ func dialPath(ctx context.Context, path string) (*conn, error) {
 		pending: map[uint16]*pending{}, done: make(chan struct{})}, nil
 }
 
+// socketCandidates are the paths FindSocket tries, in order (a variable so
+// tests can point it elsewhere).
+var socketCandidates = []string{DefaultSocket, FallbackSocket}
+
 // FindSocket returns the first of DefaultSocket and FallbackSocket that
 // exists, or "" when neither does (ubus is not running on this system).
 func FindSocket() string {
-	for _, p := range []string{DefaultSocket, FallbackSocket} {
+	for _, p := range socketCandidates {
 		if fi, err := os.Stat(p); err == nil && fi.Mode().Type() == os.ModeSocket {
 			return p
 		}
@@ -260,7 +264,8 @@ func (c *Client) supervise(cn *conn) {
 func (c *Client) redial() *conn {
 	backoff := c.opts.MinBackoff
 	for {
-		// Full jitter: routers restarting together must not stampede.
+		// Jitter (half to full backoff): clients of a restarted ubusd
+		// must not all come back in the same instant.
 		wait := backoff/2 + rand.N(backoff/2+1)
 		select {
 		case <-c.stop:
