@@ -49,13 +49,13 @@ func goEnv(extra ...string) []string {
 
 func setup(t *testing.T) {
 	t.Helper()
-	setupOnce.Do(func() { setupErr = doSetup(t) })
+	setupOnce.Do(func() { setupErr = doSetup() })
 	if setupErr != nil {
 		t.Fatal(setupErr)
 	}
 }
 
-func doSetup(t *testing.T) error {
+func doSetup() error {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		return fmt.Errorf("go env GOMOD: %v", err)
@@ -91,24 +91,6 @@ func doSetup(t *testing.T) error {
 	}
 
 	filesDir = filepath.Join(repoRoot, "openwrt-feed/otok/files")
-	if _, err := os.Stat(filepath.Join(filesDir, "otok.config")); err != nil {
-		// The UCI defaults belong to the agent; until they exist, package
-		// a stand-in so the packaging itself stays tested.
-		t.Logf("openwrt-feed/otok/files/otok.config missing: using testdata/otok.config.standin")
-		d := filepath.Join(tmpRoot, "files")
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-		for _, f := range []string{"otok.init", "otok.uci-defaults"} {
-			if err := copyFile(filepath.Join(filesDir, f), filepath.Join(d, f)); err != nil {
-				return err
-			}
-		}
-		if err := copyFile(filepath.Join(repoRoot, "test/pkg/testdata/otok.config.standin"), filepath.Join(d, "otok.config")); err != nil {
-			return err
-		}
-		filesDir = d
-	}
 	return nil
 }
 

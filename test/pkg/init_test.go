@@ -111,7 +111,7 @@ func TestInitStartService(t *testing.T) {
 		"procd_open_instance | agent",
 		"procd_set_param | command | /usr/bin/otok | agent | --config | /etc/config/otok",
 		"procd_set_param | respawn | 600 | 10 | 3",
-		"procd_set_param | term_timeout | 35",
+		"procd_set_param | term_timeout | 95",
 		"procd_set_param | reload_signal | HUP",
 		"procd_set_param | stdout | 1",
 		"procd_set_param | stderr | 1",
@@ -133,8 +133,11 @@ func TestInitStartService(t *testing.T) {
 }
 
 func TestInitDefaults(t *testing.T) {
+	setup(t)
 	// No agent section, no containers, and garbage where numbers belong.
-	for _, uci := range []string{"", "config agent\n\toption stop_timeout 'soon'\n\toption respawn_retry '-1'\n"} {
+	for _, uci := range []string{"", "config agent\n\toption stop_timeout 'soon'\n\toption respawn_retry '-1'\n",
+		"config agent\n\toption stop_timeout '10s'\nconfig container c\n\toption stop_timeout '5'\n\toption net 'bridge'\n",
+		string(mustRead(t, filepath.Join(filesDir, "otok.config")))} { // the shipped defaults
 		expect(t, fmt.Sprintf("start_service with %q", uci), runInit(t, uci, nil, "start_service", "service_triggers"), []string{
 			"procd_open_instance | agent",
 			"procd_set_param | command | /usr/bin/otok | agent | --config | /etc/config/otok",
