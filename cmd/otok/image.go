@@ -301,7 +301,7 @@ func runImageImport(ctx context.Context, e *env, sc *command, args []string) err
 	size := int64(-1)
 	switch {
 	case flash.IsURL(src):
-		body, n, err := flash.OpenURL(ctx, src, flash.FetchOptions{UserAgent: "otok/" + version})
+		body, n, err := flash.OpenURL(ctx, src, flash.FetchOptions{UserAgent: "otok/" + otokVersion()})
 		if err != nil {
 			return err
 		}
@@ -638,3 +638,7 @@ func runImageGC(ctx context.Context, e *env, sc *command, args []string) error {
 	fmt.Fprintf(e.stdout, "%s %d image(s), %s\n", verb, len(removed), flash.HumanBytes(freed))
 	return err
 }
+
+// otokVersion is this binary's version (the flag variables of import
+// shadow the package-level name).
+func otokVersion() string { return version }
