@@ -173,7 +173,7 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 	cmd = &exec.Cmd{
 		Path:       "/proc/self/exe",
 		Args:       r.InitArgs,
-		Env:        []string{},
+		Env:        initEnv(),
 		Stdin:      o.IO.Stdin,
 		Stdout:     o.IO.Stdout,
 		Stderr:     o.IO.Stderr,

@@ -105,6 +105,9 @@ func mkdirIn(root, p string, mode os.FileMode) (string, error) {
 // a host path for it through /proc/self/fd of an O_PATH descriptor's
 // target.
 func securePath(root, rel string) (string, error) {
+	if rel == "" {
+		rel = "."
+	}
 	rootFd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return "", err

@@ -4,13 +4,18 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Tracef prints a timestamped line to stderr when OTOK_TRACE is set (for
 // profiling the start path).
 func Tracef(format string, a ...any) {
 	if traceOn {
-		fmt.Fprintf(os.Stderr, "[%7.2fms pid %d] %s\n", float64(time.Since(traceStart).Microseconds())/1000, os.Getpid(), fmt.Sprintf(format, a...))
+		var ts unix.Timespec
+		unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+		ms := float64(ts.Sec%1000)*1000 + float64(ts.Nsec)/1e6
+		fmt.Fprintf(os.Stderr, "[%9.2fms +%6.2f pid %d] %s\n", ms, float64(time.Since(traceStart).Microseconds())/1000, os.Getpid(), fmt.Sprintf(format, a...))
 	}
 }
 
@@ -18,3 +23,11 @@ var (
 	traceOn    = os.Getenv("OTOK_TRACE") != ""
 	traceStart = time.Now()
 )
+
+// initEnv is the environment of the init stage: empty but for tracing.
+func initEnv() []string {
+	if traceOn {
+		return []string{"OTOK_TRACE=1"}
+	}
+	return []string{}
+}

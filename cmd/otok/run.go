@@ -210,6 +210,7 @@ func runForeground(ctx context.Context, e *env, p *prepared) (err error) {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs)
 	defer signal.Stop(sigs)
+	runtime.Tracef("run: creating")
 	c, err := r.Create(ctx, spec, runtime.CreateOptions{IO: io, KillOnParentExit: true})
 	if err != nil {
 		p.release()
@@ -218,6 +219,7 @@ func runForeground(ctx context.Context, e *env, p *prepared) (err error) {
 	cleanup := func() {
 		if f.rm {
 			removeContainer(context.Background(), e, r, spec.Name, true)
+			runtime.Tracef("run: removed")
 		} else {
 			p.release()
 		}

@@ -1,0 +1,85 @@
+#!/bin/bash
+# otok benchmarks (`make bench`): each section runs one comparison with
+# hyperfine and prints a table. Not a test: numbers, no pass/fail.
+#
+#   bash test/bench.sh [SECTION…]      sections: start (default: all)
+#
+# Env: OTOK (binary, default dist/otok), RUNS (default 30), WORK (scratch
+# dir, default a fresh temp dir, removed at the end).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OTOK=${OTOK:-$PWD/dist/otok}
+RUNS=${RUNS:-30}
+[[ $(id -u) == 0 ]] || { echo "bench: run as root (namespaces, mounts, cgroups)" >&2; exit 1; }
+[[ -x $OTOK ]] || { echo "bench: $OTOK missing (make build)" >&2; exit 1; }
+command -v hyperfine >/dev/null || { echo "bench: hyperfine missing (bash test/deps.sh)" >&2; exit 1; }
+
+WORK_OWNED=0
+if [[ -z ${WORK:-} ]]; then WORK=$(mktemp -d /tmp/otok-bench.XXXXXX); WORK_OWNED=1; fi
+cleanup() {
+  "$OTOK" --state "$WORK/state" gc >/dev/null 2>&1 || true
+  if ((WORK_OWNED)); then rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# table CSV NAME_OF_FLOOR: mean, σ, ratio to the floor, from hyperfine CSV.
+table() {
+  awk -F, -v floor="$2" '
+    NR == 1 { next }
+    { name[NR] = $1; mean[NR] = $2 * 1000; sd[NR] = $3 * 1000; n = NR; if ($1 == floor) f = $2 * 1000 }
+    END {
+      printf "%-16s %10s %9s %9s\n", "", "mean ms", "σ ms", "× floor"
+      for (i = 2; i <= n; i++)
+        printf "%-16s %10.2f %9.2f %9.2f\n", name[i], mean[i], sd[i], (f > 0 ? mean[i] / f : 0)
+    }' "$1"
+}
+
+# Section: container start. `/bin/true` in a new container from the same
+# busybox image, every runtime with a new network namespace.
+section_start() {
+  echo "== start: run /bin/true in a new container (busybox image, new net ns, $RUNS runs)"
+  local img=$WORK/busybox.sqfs root=$WORK/rootfs
+  [[ -f $img ]] || bash test/testimage/build.sh "$img" "$root" >/dev/null
+
+  # OCI bundle for crun and runc (their default spec: pid, net, ipc, uts,
+  # mount namespaces; read-only root).
+  local bundle=$WORK/bundle
+  mkdir -p "$bundle" && (cd "$bundle" && rm -f config.json && crun spec)
+  sed -i 's/"terminal": true/"terminal": false/; s/"sh"$/"\/bin\/true"/; s|"path": "rootfs"|"path": "'"$root"'"|' "$bundle/config.json"
+  # lxc-execute: same rootfs, an empty network namespace (only lo).
+  mkdir -p "$WORK/lxc"
+  cat >"$WORK/lxc.conf" <<LXC
+lxc.rootfs.path = dir:$root
+lxc.uts.name = bench
+lxc.net.0.type = empty
+lxc.apparmor.profile = unconfined
+LXC
+
+  local cmds=(
+    -n floor "unshare --fork --pid --mount --net --uts --ipc chroot $root /bin/true"
+    -n otok "$OTOK --state $WORK/state run --rm $img /bin/true"
+  )
+  # crun 1.8 refuses hybrid cgroups: hide the empty v2 tree in a mount ns.
+  if command -v crun >/dev/null; then
+    if [[ -d /sys/fs/cgroup/unified ]]; then
+      cmds+=(-n crun "unshare -m sh -c 'umount -l /sys/fs/cgroup/unified; exec crun --root $WORK/crun run -b $bundle bench-crun'")
+    else
+      cmds+=(-n crun "crun --root $WORK/crun run -b $bundle bench-crun")
+    fi
+  fi
+  command -v runc >/dev/null && cmds+=(-n runc "runc --root $WORK/runc run -b $bundle bench-runc")
+  command -v lxc-execute >/dev/null && cmds+=(-n lxc-execute "lxc-execute -n bench-lxc -P $WORK/lxc -f $WORK/lxc.conf -- /bin/true")
+  command -v systemd-nspawn >/dev/null && cmds+=(-n systemd-nspawn "systemd-nspawn --pipe -q -D $root --private-network --register=no --keep-unit /bin/true")
+
+  hyperfine -N --warmup 3 --runs "$RUNS" --style none --export-csv "$WORK/start.csv" "${cmds[@]}" >/dev/null
+  table "$WORK/start.csv" floor
+  echo
+}
+
+SECTIONS=("$@")
+((${#SECTIONS[@]})) || SECTIONS=(start)
+for s in "${SECTIONS[@]}"; do
+  declare -F "section_$s" >/dev/null || { echo "bench: unknown section $s" >&2; exit 2; }
+  "section_$s"
+done
