@@ -5,15 +5,18 @@
 #   test/qemu/mips-kernel.sh [CACHE_DIR]
 #
 # Debian 12 has no big-endian mips port, so there is no kernel package to
-# fetch. The result is keyed by the linux-source package version and the
-# sha256 of this script and mips-kernel.config; a cached vmlinux is verified
-# against the sha256 recorded beside it before it is reused. The build runs
+# fetch. The result is keyed by the linux-source package version, the sha256
+# of mips-kernel.config and $recipe (bump it when the build steps below
+# change); a cached vmlinux is verified against the sha256 recorded beside it
+# before it is reused. One build tree is kept, so a new key rebuilds
+# incrementally. The build runs
 # under `nice -n 19` with -j$JOBS (default 2): this is CI's slowest step cold.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${1:-${OTOK_QEMU_CACHE:-/var/cache/otok-qemu}}
 jobs=${JOBS:-2}
+recipe=1
 src_tar=/usr/src/linux-source-6.1.tar.xz
 
 need() { command -v "$1" >/dev/null || { echo "mips-kernel: infra: $1 missing (make deps installs it)" >&2; exit 2; }; }
@@ -21,14 +24,14 @@ need() { command -v "$1" >/dev/null || { echo "mips-kernel: infra: $1 missing (m
 need mips-linux-gnu-gcc; need bc; need flex; need bison; need make
 
 srcver=$(dpkg-query -W -f='${Version}' linux-source-6.1)
-key=$( { echo "$srcver"; cat "$here/mips-kernel.config" "$here/mips-kernel.sh"; } | sha256sum | cut -c1-16)
+key=$( { echo "$srcver recipe=$recipe"; cat "$here/mips-kernel.config"; } | sha256sum | cut -c1-16)
 out=$cache/mips/vmlinux-$key
 if [[ -f $out && -f $out.sha256 ]] && (cd "$(dirname "$out")" && sha256sum -c --quiet "$(basename "$out").sha256" >/dev/null 2>&1); then
   echo "$out"; exit 0
 fi
 
 mkdir -p "$cache/mips" "$cache/build"
-work=$cache/build/linux-mips-$key
+work=$cache/build/linux-mips
 lock=$cache/build/mips-kernel.lock
 exec 9>"$lock"
 flock 9
@@ -37,11 +40,11 @@ if [[ -f $out && -f $out.sha256 ]] && (cd "$(dirname "$out")" && sha256sum -c --
   echo "$out"; exit 0
 fi
 start=$(date +%s)
-if [[ ! -f $work/.extracted ]]; then
+if [[ ! -f $work/.extracted || $(cat "$work/.extracted") != "$srcver" ]]; then
   rm -rf "$work"; mkdir -p "$work"
   echo "mips-kernel: extracting $src_tar ($srcver)" >&2
   tar -xJf "$src_tar" -C "$work" --strip-components=1
-  touch "$work/.extracted"
+  echo "$srcver" >"$work/.extracted"
 fi
 mk() { nice -n 19 make -C "$work" ARCH=mips CROSS_COMPILE=mips-linux-gnu- "$@"; }
 mk -s malta_defconfig >&2
@@ -63,7 +66,6 @@ mips-linux-gnu-strip -o "$out.tmp" "$work/vmlinux"
 mv "$out.tmp" "$out"
 (cd "$(dirname "$out")" && sha256sum "$(basename "$out")" >"$(basename "$out").sha256")
 echo "mips-kernel: built $out in $(( $(date +%s) - start ))s" >&2
-# Keep the configured tree (incremental rebuilds), drop object files of
-# older keys.
-for d in "$cache"/build/linux-mips-*; do [[ $d == "$work" ]] || rm -rf "$d"; done
+# Keep the build tree (incremental rebuilds); drop older kernels.
+for f in "$cache"/mips/vmlinux-*; do [[ $f == "$out" || $f == "$out.sha256" ]] || rm -f "$f"; done
 echo "$out"
