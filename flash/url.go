@@ -2,10 +2,11 @@ package flash
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -20,8 +21,8 @@ import (
 
 // FetchOptions configure OpenURL.
 type FetchOptions struct {
-	Client     *http.Client // nil = a client with sane timeouts
-	MaxRetries int          // resumptions after a broken transfer; 0 = 5
+	TLS        *tls.Config // nil = system roots
+	MaxRetries int         // resumptions after a broken transfer; 0 = 5
 	Backoff    time.Duration
 	UserAgent  string
 }
@@ -33,15 +34,7 @@ func IsURL(s string) bool {
 
 // OpenURL starts downloading url and returns the body stream and its
 // length (-1 when the server does not say).
-func OpenURL(ctx context.Context, url string, opt FetchOptions) (io.ReadCloser, int64, error) {
-	if opt.Client == nil {
-		opt.Client = &http.Client{Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			TLSHandshakeTimeout:   15 * time.Second,
-			ResponseHeaderTimeout: 30 * time.Second,
-			IdleConnTimeout:       30 * time.Second,
-		}}
-	}
+func OpenURL(ctx context.Context, rawURL string, opt FetchOptions) (io.ReadCloser, int64, error) {
 	if opt.MaxRetries == 0 {
 		opt.MaxRetries = 5
 	}
@@ -51,7 +44,11 @@ func OpenURL(ctx context.Context, url string, opt FetchOptions) (io.ReadCloser, 
 	if opt.UserAgent == "" {
 		opt.UserAgent = "otok"
 	}
-	r := &rangeReader{ctx: ctx, url: url, opt: opt, size: -1}
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, 0, fmt.Errorf("%s: not an http(s) URL", rawURL)
+	}
+	r := &rangeReader{ctx: ctx, url: rawURL, u: u, opt: opt, size: -1}
 	if err := r.open(); err != nil {
 		return nil, 0, err
 	}
@@ -61,6 +58,7 @@ func OpenURL(ctx context.Context, url string, opt FetchOptions) (io.ReadCloser, 
 type rangeReader struct {
 	ctx       context.Context
 	url       string
+	u         *url.URL
 	opt       FetchOptions
 	body      io.ReadCloser
 	off, size int64
@@ -69,44 +67,62 @@ type rangeReader struct {
 	Resumes   int
 }
 
+const maxRedirects = 5
+
 func (r *rangeReader) open() error {
-	req, err := http.NewRequestWithContext(r.ctx, http.MethodGet, r.url, nil)
-	if err != nil {
-		return fmt.Errorf("%s: %w", r.url, err)
-	}
-	req.Header.Set("User-Agent", r.opt.UserAgent)
+	hdr := map[string]string{"User-Agent": r.opt.UserAgent}
 	if r.off > 0 {
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", r.off))
+		hdr["Range"] = fmt.Sprintf("bytes=%d-", r.off)
 		if r.validator != "" {
-			req.Header.Set("If-Range", r.validator)
+			hdr["If-Range"] = r.validator
 		}
 	}
-	resp, err := r.opt.Client.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s: %w", r.url, err)
+	u := r.u
+	var resp *httpResponse
+	for redirects := 0; ; redirects++ {
+		var err error
+		resp, err = httpGet(r.ctx, u, hdr, r.opt.TLS)
+		if err != nil {
+			return fmt.Errorf("%s: %w", r.url, err)
+		}
+		switch resp.status {
+		case 301, 302, 303, 307, 308:
+			resp.body.Close()
+			next, err := u.Parse(resp.get("Location"))
+			if err != nil || resp.get("Location") == "" || redirects >= maxRedirects {
+				return fmt.Errorf("%s: bad or too many redirects", r.url)
+			}
+			if u.Scheme == "https" && next.Scheme != "https" {
+				return fmt.Errorf("%s: refusing redirect from https to %s", r.url, next.Scheme)
+			}
+			u = next
+			continue
+		}
+		break
 	}
+	r.u = u // resume where the redirect led
 	switch {
-	case r.off == 0 && resp.StatusCode == http.StatusOK:
-		r.size = resp.ContentLength
-		if et := resp.Header.Get("ETag"); et != "" && !strings.HasPrefix(et, "W/") {
+	case r.off == 0 && resp.status == 200:
+		r.size = resp.length
+		if et := resp.get("ETag"); et != "" && !strings.HasPrefix(et, "W/") {
 			r.validator = et
-		} else if lm := resp.Header.Get("Last-Modified"); lm != "" {
+		} else if lm := resp.get("Last-Modified"); lm != "" {
 			r.validator = lm
 		}
-	case r.off > 0 && resp.StatusCode == http.StatusPartialContent:
-		start, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
+	case r.off > 0 && resp.status == 206:
+		start, total, ok := parseContentRange(resp.get("Content-Range"))
 		if !ok || start != r.off || (r.size >= 0 && total >= 0 && total != r.size) {
-			resp.Body.Close()
-			return fmt.Errorf("%s: resume: server answered range %q for offset %d", r.url, resp.Header.Get("Content-Range"), r.off)
+			resp.body.Close()
+			return fmt.Errorf("%s: resume: server answered range %q for offset %d", r.url, resp.get("Content-Range"), r.off)
 		}
-	case r.off > 0 && resp.StatusCode == http.StatusOK:
-		resp.Body.Close()
+	case r.off > 0 && resp.status == 200:
+		resp.body.Close()
 		return fmt.Errorf("%s: resume at %d: server does not support ranges or the file changed", r.url, r.off)
 	default:
-		resp.Body.Close()
-		return fmt.Errorf("%s: %s", r.url, resp.Status)
+		resp.body.Close()
+		return fmt.Errorf("%s: HTTP %d %s", r.url, resp.status, resp.text)
 	}
-	r.body = resp.Body
+	r.body = resp.body
 	return nil
 }
 

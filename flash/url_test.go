@@ -1,7 +1,10 @@
 package flash
 
 import (
+	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -97,4 +100,62 @@ func TestOpenURLErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "after 3 resumptions") {
 		t.Fatalf("got %v", err)
 	}
+}
+
+func TestOpenURLTLSRedirectChunked(t *testing.T) {
+	content := []byte(noise(200000))
+	mux := http.NewServeMux()
+	mux.HandleFunc("/img", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "img", time.Unix(0, 0), bytes.NewReader(content))
+	})
+	mux.HandleFunc("/chunked", func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i < len(content); i += 7000 {
+			end := min(i+7000, len(content))
+			w.Write(content[i:end])
+			w.(http.Flusher).Flush()
+		}
+	})
+	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/img", http.StatusFound) })
+	srv := httptest.NewTLSServer(mux)
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	tlsConf := &tls.Config{RootCAs: pool}
+	for _, path := range []string{"/img", "/moved", "/chunked"} {
+		body, size, err := OpenURL(bg, srv.URL+path, FetchOptions{TLS: tlsConf})
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		got, err := io.ReadAll(body)
+		body.Close()
+		if err != nil || !bytes.Equal(got, content) {
+			t.Fatalf("%s: %d bytes, %v", path, len(got), err)
+		}
+		if path != "/chunked" && size != int64(len(content)) {
+			t.Fatalf("%s: size %d", path, size)
+		}
+	}
+	// Untrusted certificate.
+	if _, _, err := OpenURL(bg, srv.URL+"/img", FetchOptions{}); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("untrusted cert: %v", err)
+	}
+	// https → http redirect is refused.
+	plain := httptest.NewServer(mux)
+	defer plain.Close()
+	mux.HandleFunc("/down", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, plain.URL+"/img", http.StatusFound) })
+	if _, _, err := OpenURL(bg, srv.URL+"/down", FetchOptions{TLS: tlsConf}); err == nil || !strings.Contains(err.Error(), "refusing redirect") {
+		t.Fatalf("downgrade: %v", err)
+	}
+}
+
+func FuzzChunkedReader(f *testing.F) {
+	f.Add([]byte("5\r\nhello\r\n0\r\n\r\n"))
+	f.Add([]byte("3;ext=1\r\nabc\r\nffffffffffffffff\r\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := &chunkedReader{r: bufio.NewReader(bytes.NewReader(in))}
+		out, _ := io.ReadAll(io.LimitReader(r, 1<<20))
+		if len(out) > len(in) {
+			t.Fatalf("decoded %d bytes from %d", len(out), len(in))
+		}
+	})
 }
