@@ -26,7 +26,8 @@ infra() { echo "fetch $arch: infra: $*" >&2; exit 2; }
 
 if [[ $arch == mips ]]; then
   vmlinux=$("$here/mips-kernel.sh" "$cache") || exit $?
-  kver=$(strings "$vmlinux" | grep -m1 -oE 'Linux version [^ ]+' | cut -d' ' -f3)
+  kver=$(grep -aoE -m1 'Linux version [^ ]+' "$vmlinux" || true)
+  kver=${kver##* }
   echo "KERNEL=$vmlinux"
   echo "KVER=$kver"
   echo "MODDIR="
