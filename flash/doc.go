@@ -16,14 +16,18 @@
 //     (gc.go);
 //   - the other inputs a device accepts: rootfs tarballs unpacked with strict
 //     rules into directory images (tarball.go), images fetched over
-//     http/https with resume (url.go);
+//     http/https with resume by Range (url.go, over a minimal HTTP/1.1
+//     client in httpget.go — net/http would cost 1.3 MB of flash);
 //   - host side: `otok image build` (build.go) from a directory, a rootfs
 //     tarball, or a Docker/OCI archive with layers and whiteouts applied
 //     (oci.go), made into squashfs with mksquashfs.
 //
 // Loop mounts of stored squashfs files (loop.go, mount.go) are refcounted
-// per digest; the store hands the runtime a mounted rootfs, the runtime never
-// mounts images itself.
+// per digest; the store hands the runtime a mounted rootfs (rootfs.go:
+// MountImage), the runtime never mounts images itself.
+//
+// The wire format (.otok, COSE profile, manifest CDDL) and the store layout
+// are specified in FORMAT.md, with golden vectors in testdata/.
 //
 // It must not know about containers, the agent, MQTT, ubus or networking:
 // whoever references images (the agent, the CLI) passes that knowledge in,
