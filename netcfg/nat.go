@@ -2,147 +2,129 @@ package netcfg
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
 
-	"github.com/google/nftables"
-	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 )
 
-// NATTable is the nftables table (family ip) otok owns: DNAT for published
-// ports, masquerade for otok0. OpenWrt 22.03+ (fw4) filters with nftables
-// too; otok's chains run just before fw4's (priority -101 / 99) and touch
-// nothing of fw4's. On OpenWrt, fw4's forward policy still applies: otok0
+// NAT and port publishing live in nftables tables (family ip) that otok
+// owns, next to OpenWrt's fw4 (nftables too, since 22.03):
+//
+//	table ip otok          postrouting: masquerade otok0's subnet
+//	table ip otok-<name>   one container's published ports: DNAT in
+//	                       prerouting and output, hairpin masquerade
+//
+// otok's chains run just before fw4's (priority -101 / 99) and touch
+// nothing of fw4's. fw4's forward policy still applies on OpenWrt: otok0
 // must be in a zone allowed to forward (the agent's UCI integration).
+// Removing a container's rules is deleting its table; the table names are
+// the tags Sweep looks for.
 const NATTable = "otok"
 
-var natTable = &nftables.Table{Name: NATTable, Family: nftables.TableFamilyIPv4}
+// natTableFor is the table of one container's published ports.
+func natTableFor(container string) string { return NATTable + "-" + container }
 
-func natChains() (pre, out, post *nftables.Chain) {
-	mk := func(name string, hook *nftables.ChainHook, prio nftables.ChainPriority) *nftables.Chain {
-		return &nftables.Chain{Name: name, Table: natTable, Type: nftables.ChainTypeNAT, Hooknum: hook, Priority: nftables.ChainPriorityRef(prio)}
-	}
-	return mk("prerouting", nftables.ChainHookPrerouting, -101),
-		mk("output", nftables.ChainHookOutput, -101),
-		mk("postrouting", nftables.ChainHookPostrouting, 99)
-}
-
-func natConn(host *nsHandle) (*nftables.Conn, error) {
-	c, err := nftables.New(nftables.WithNetNSFd(int(host.ns)))
-	if err != nil {
-		return nil, fmt.Errorf("nftables: %w", err)
-	}
-	return c, nil
-}
+var (
+	chainPre  = nftChain{"prerouting", unix.NF_INET_PRE_ROUTING, -101}
+	chainOut  = nftChain{"output", unix.NF_INET_LOCAL_OUT, -101}
+	chainPost = nftChain{"postrouting", unix.NF_INET_POST_ROUTING, 99}
+)
 
 // natAdd installs rec's published ports (DNAT to ctrAddr, and masquerade
 // for hairpin traffic on a shared bridge such as br-lan) and, for otok0,
-// the bridge's masquerade rule. Rules carry the container's tag as user
-// data.
+// the bridge's masquerade table — all in one transaction.
 func natAdd(host *nsHandle, rec *Record, ctrAddr netip.Addr) error {
-	c, err := natConn(host)
-	if err != nil {
-		return err
-	}
-	pre, out, post := natChains()
-	c.AddTable(natTable)
-	c.AddChain(pre)
-	c.AddChain(out)
-	c.AddChain(post)
 	otok := rec.Spec.Mode == ModeBridge && isOtokBridge(rec.Spec.Bridge)
-	if otok && !natHasTag(c, post, tagBridge) {
-		c.AddRule(&nftables.Rule{Table: natTable, Chain: post, UserData: []byte(tagBridge), Exprs: masqueradeSubnet(OtokSubnet, OtokBridge)})
-	}
 	if len(rec.Spec.Publish) > 0 && !ctrAddr.IsValid() {
 		return fmt.Errorf("container %s: -p needs an IPv4 address", rec.Container)
 	}
-	tag := []byte(tagFor(rec.Container))
-	for _, p := range rec.Spec.Publish {
-		c.AddRule(&nftables.Rule{Table: natTable, Chain: pre, UserData: tag, Exprs: dnatRule(p, ctrAddr)})
-		c.AddRule(&nftables.Rule{Table: natTable, Chain: out, UserData: tag, Exprs: dnatRule(p, ctrAddr)})
-		if !otok {
-			c.AddRule(&nftables.Rule{Table: natTable, Chain: post, UserData: tag, Exprs: hairpinRule(p, ctrAddr)})
+	c, err := openNft(host)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	have, err := c.tables()
+	if err != nil {
+		return fmt.Errorf("nftables: %w (NAT and -p need nftables: kmod-nft-nat on OpenWrt)", err)
+	}
+	exists := func(t string) bool {
+		for _, h := range have {
+			if h == t {
+				return true
+			}
 		}
+		return false
+	}
+	var msgs []nftMsg
+	if otok && !exists(NATTable) {
+		msgs = append(msgs, nftNewTable(NATTable), nftNewChain(NATTable, chainPost),
+			nftNewRule(NATTable, chainPost.name, masqueradeSubnet(OtokSubnet, OtokBridge)...))
 	}
 	if len(rec.Spec.Publish) > 0 {
+		t := natTableFor(rec.Container)
+		if exists(t) { // left by a crash
+			msgs = append(msgs, nftDelTable(t))
+		}
+		msgs = append(msgs, nftNewTable(t), nftNewChain(t, chainPre), nftNewChain(t, chainOut))
+		if !otok {
+			msgs = append(msgs, nftNewChain(t, chainPost))
+		}
+		for _, p := range rec.Spec.Publish {
+			msgs = append(msgs, nftNewRule(t, chainPre.name, dnatRule(p, ctrAddr)...),
+				nftNewRule(t, chainOut.name, dnatRule(p, ctrAddr)...))
+			if !otok {
+				msgs = append(msgs, nftNewRule(t, chainPost.name, hairpinRule(p, ctrAddr)...))
+			}
+		}
 		if err := enableForwarding(host); err != nil {
 			return err
 		}
 	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("nftables: add table %s rules for %s: %w (publishing needs nftables: kmod-nft-nat on OpenWrt)", NATTable, rec.Container, err)
+	if len(msgs) == 0 {
+		return nil
+	}
+	if err := c.apply(msgs); err != nil {
+		return fmt.Errorf("nftables: add rules for %s: %w (NAT and -p need nftables: kmod-nft-nat on OpenWrt)", rec.Container, err)
 	}
 	return nil
 }
 
-func natHasTag(c *nftables.Conn, ch *nftables.Chain, tag string) bool {
-	rules, err := c.GetRules(natTable, ch)
-	if err != nil {
-		return false
-	}
-	for _, r := range rules {
-		if string(r.UserData) == tag {
-			return true
-		}
-	}
-	return false
-}
-
-// natPrune deletes the rules for which drop(tag) is true, and the table
-// when no rule is left. A host without nftables or without the table has
-// nothing to prune.
-func natPrune(host *nsHandle, drop func(tag string) bool) error {
-	c, err := natConn(host)
+// natPrune deletes the otok tables for which drop(name) is true. A host
+// without nftables has nothing to prune.
+func natPrune(host *nsHandle, drop func(table string) bool) error {
+	c, err := openNft(host)
 	if err != nil {
 		return nil
 	}
-	tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	defer c.Close()
+	have, err := c.tables()
 	if err != nil {
 		return nil
 	}
-	found := false
-	for _, t := range tables {
-		found = found || t.Name == NATTable
+	var msgs []nftMsg
+	for _, t := range have {
+		if (t == NATTable || strings.HasPrefix(t, NATTable+"-")) && drop(t) {
+			msgs = append(msgs, nftDelTable(t))
+		}
 	}
-	if !found {
+	if len(msgs) == 0 {
 		return nil
 	}
-	pre, out, post := natChains()
-	left := 0
-	for _, ch := range []*nftables.Chain{pre, out, post} {
-		rules, err := c.GetRules(natTable, ch)
-		if err != nil {
-			continue
-		}
-		for _, r := range rules {
-			if drop(string(r.UserData)) {
-				if err := c.DelRule(r); err != nil {
-					return fmt.Errorf("nftables: %w", err)
-				}
-			} else {
-				left++
-			}
-		}
-	}
-	if left == 0 {
-		c.DelTable(natTable)
-	}
-	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("nftables: prune table %s: %w", NATTable, err)
+	if err := c.apply(msgs); err != nil && err != unix.ENOENT {
+		return fmt.Errorf("nftables: remove otok tables: %w", err)
 	}
 	return nil
 }
 
-// natDel removes one container's rules.
+// natDel removes one container's table.
 func natDel(host *nsHandle, container string) error {
-	tag := tagFor(container)
-	return natPrune(host, func(t string) bool { return t == tag })
+	t := natTableFor(container)
+	return natPrune(host, func(n string) bool { return n == t })
 }
 
-// natCleanupIfUnused drops otok0's masquerade rule when no record but
+// natCleanupIfUnused drops the otok0 masquerade table when no record but
 // except's uses otok0.
 func natCleanupIfUnused(host *nsHandle, recs []*Record, except string) error {
 	for _, r := range recs {
@@ -150,29 +132,22 @@ func natCleanupIfUnused(host *nsHandle, recs []*Record, except string) error {
 			return nil
 		}
 	}
-	return natPrune(host, func(t string) bool { return t == tagBridge })
+	return natPrune(host, func(n string) bool { return n == NATTable })
 }
 
-// natSweep drops rules of containers that are not alive, and otok0's
+// natSweep drops the tables of containers that are not alive, and otok0's
 // when no live record uses it.
 func natSweep(host *nsHandle, live []*Record, alive func(string) bool) error {
 	bridgeUsed := false
 	for _, r := range live {
 		bridgeUsed = bridgeUsed || (r.Spec.Mode == ModeBridge && isOtokBridge(r.Spec.Bridge) && r.HostNS == host.path)
 	}
-	return natPrune(host, func(t string) bool {
-		if t == tagBridge {
+	return natPrune(host, func(n string) bool {
+		if n == NATTable {
 			return !bridgeUsed
 		}
-		name, ok := strings.CutPrefix(t, tagPrefix)
-		return !ok || !alive(name)
+		return !alive(strings.TrimPrefix(n, NATTable+"-"))
 	})
-}
-
-// Expression helpers. Register 1 holds the value being matched.
-
-func cmpEq(data []byte) *expr.Cmp {
-	return &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: data}
 }
 
 func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
@@ -187,54 +162,52 @@ func protoNum(p string) byte {
 // dnatRule: fib daddr type local meta l4proto P th dport HP dnat to A:CP.
 // The local-address match keeps transit traffic to the same port on other
 // hosts untouched.
-func dnatRule(p Publish, to netip.Addr) []expr.Any {
+func dnatRule(p Publish, to netip.Addr) []nftExpr {
 	ip := to.As4()
-	return []expr.Any{
-		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
-		cmpEq(binary.NativeEndian.AppendUint32(nil, unix.RTN_LOCAL)),
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		cmpEq([]byte{protoNum(p.Proto)}),
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		cmpEq(be16(p.HostPort)),
-		&expr.Immediate{Register: 1, Data: ip[:]},
-		&expr.Immediate{Register: 2, Data: be16(p.CtrPort)},
-		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+	return []nftExpr{
+		eFibDaddrType(),
+		eCmp(unix.NFT_CMP_EQ, binary.NativeEndian.AppendUint32(nil, unix.RTN_LOCAL)),
+		eMeta(unix.NFT_META_L4PROTO),
+		eCmp(unix.NFT_CMP_EQ, []byte{protoNum(p.Proto)}),
+		ePayload(unix.NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2),
+		eCmp(unix.NFT_CMP_EQ, be16(p.HostPort)),
+		eImmediate(1, ip[:]),
+		eImmediate(2, be16(p.CtrPort)),
+		eDNAT(),
 	}
 }
 
 // hairpinRule: ct status dnat ip daddr A meta l4proto P th dport CP
 // masquerade — a LAN host and a container on the same bridge would
 // otherwise talk past the router on the way back.
-func hairpinRule(p Publish, to netip.Addr) []expr.Any {
+func hairpinRule(p Publish, to netip.Addr) []nftExpr {
 	ip := to.As4()
-	return []expr.Any{
-		&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-			Mask: binary.NativeEndian.AppendUint32(nil, ipsDstNAT), Xor: make([]byte, 4)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
-		cmpEq(ip[:]),
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		cmpEq([]byte{protoNum(p.Proto)}),
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		cmpEq(be16(p.CtrPort)),
-		&expr.Masq{},
+	return []nftExpr{
+		eCtStatus(),
+		eBitwise(binary.NativeEndian.AppendUint32(nil, ipsDstNAT), make([]byte, 4)),
+		eCmp(unix.NFT_CMP_NEQ, make([]byte, 4)),
+		ePayload(unix.NFT_PAYLOAD_NETWORK_HEADER, 16, 4),
+		eCmp(unix.NFT_CMP_EQ, ip[:]),
+		eMeta(unix.NFT_META_L4PROTO),
+		eCmp(unix.NFT_CMP_EQ, []byte{protoNum(p.Proto)}),
+		ePayload(unix.NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2),
+		eCmp(unix.NFT_CMP_EQ, be16(p.CtrPort)),
+		eMasq(),
 	}
 }
 
 // masqueradeSubnet: ip saddr NET oifname != BR masquerade.
-func masqueradeSubnet(n netip.Prefix, br string) []expr.Any {
+func masqueradeSubnet(n netip.Prefix, br string) []nftExpr {
 	ip := n.Masked().Addr().As4()
-	mask := netipMask4(n.Bits())
 	name := make([]byte, unix.IFNAMSIZ)
 	copy(name, br)
-	return []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: make([]byte, 4)},
-		cmpEq(ip[:]),
-		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: name},
-		&expr.Masq{},
+	return []nftExpr{
+		ePayload(unix.NFT_PAYLOAD_NETWORK_HEADER, 12, 4),
+		eBitwise(netipMask4(n.Bits()), make([]byte, 4)),
+		eCmp(unix.NFT_CMP_EQ, ip[:]),
+		eMeta(unix.NFT_META_OIFNAME),
+		eCmp(unix.NFT_CMP_NEQ, name),
+		eMasq(),
 	}
 }
 

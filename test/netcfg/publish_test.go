@@ -40,6 +40,20 @@ func nftTables(t *testing.T, ns string) string {
 	return sh(t, "ip", "netns", "exec", ns, "nft", "list", "tables")
 }
 
+// nftHas checks that `nft list table ip T` shows each line.
+func nftHas(t *testing.T, ns, table string, lines ...string) {
+	t.Helper()
+	if _, err := exec.LookPath("nft"); err != nil {
+		return
+	}
+	out := sh(t, "ip", "netns", "exec", ns, "nft", "list", "table", "ip", table)
+	for _, l := range lines {
+		if !strings.Contains(out, l) {
+			t.Errorf("table %s lacks %q:\n%s", table, l, out)
+		}
+	}
+}
+
 func withPublish(p ...string) func(*netcfg.Config) {
 	return func(c *netcfg.Config) {
 		for _, s := range p {
@@ -69,9 +83,16 @@ func TestPublishOnLANBridge(t *testing.T) {
 	if out, err := fetch(r.hosts["lan3"], "http://203.0.113.1:8080/index.html"); err == nil {
 		t.Errorf("transit traffic hijacked: %q", out)
 	}
-	if tb := nftTables(t, r.ns); !strings.Contains(tb, "table ip otok") {
-		t.Errorf("no otok table: %q", tb)
+	if tb := nftTables(t, r.ns); !strings.Contains(tb, "table ip otok-web") {
+		t.Errorf("no otok-web table: %q", tb)
 	}
+	// The kernel reads the rules back as nft would have written them.
+	nftHas(t, r.ns, "otok-web",
+		"type nat hook prerouting priority dstnat - 1; policy accept;",
+		"type nat hook output priority -101; policy accept;",
+		"type nat hook postrouting priority srcnat - 1; policy accept;",
+		"fib daddr type local tcp dport 8080 dnat to 192.168.1.50:80",
+		"ct status dnat ip daddr 192.168.1.50 tcp dport 80 masquerade")
 	r.detach(t, c)
 	if tb := nftTables(t, r.ns); strings.Contains(tb, "otok") {
 		t.Errorf("otok table left after detach: %q", tb)
@@ -93,6 +114,8 @@ func TestPublishOnOtokBridge(t *testing.T) {
 	if ra.Addrs[0].String() != "10.213.0.2/24" || rb.Addrs[0].String() != "10.213.0.3/24" {
 		t.Errorf("otok0 addresses %v %v", ra.Addrs, rb.Addrs)
 	}
+	nftHas(t, r.ns, "otok", `ip saddr 10.213.0.0/24 oifname != "otok0" masquerade`)
+	nftHas(t, r.ns, "otok-a", "fib daddr type local tcp dport 8081 dnat to 10.213.0.2:80")
 	httpd(t, a.ns, "hello from a")
 	for _, from := range []struct{ ns, url string }{
 		{r.hosts["lan3"], "http://192.168.1.1:8081/index.html"},
