@@ -136,7 +136,7 @@ func dropBounding(mask uint64, last int) error {
 		if mask&(1<<uint(c)) != 0 {
 			continue
 		}
-		if e := allThreads(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0); e != 0 && e != unix.EINVAL {
+		if e := threadSyscall(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0); e != 0 && e != unix.EINVAL {
 			return fmt.Errorf("drop bounding capability %d: %w", c, e)
 		}
 	}
@@ -147,7 +147,7 @@ func dropBounding(mask uint64, last int) error {
 // thread to eff and clears the ambient set. It runs after setuid (with
 // PR_SET_KEEPCAPS) and before the seccomp filter is installed.
 func applyCapSets(eff uint64) error {
-	if e := allThreads(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); e != 0 && e != unix.EINVAL {
+	if e := threadSyscall(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); e != 0 && e != unix.EINVAL {
 		return fmt.Errorf("clear ambient capabilities: %w", e)
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
@@ -156,7 +156,7 @@ func applyCapSets(eff uint64) error {
 		v := uint32(eff >> (32 * uint(i)))
 		data[i] = unix.CapUserData{Effective: v, Permitted: v, Inheritable: v}
 	}
-	if e := allThreads(unix.SYS_CAPSET, uintptr(ptr(&hdr)), uintptr(ptr(&data[0])), 0); e != 0 {
+	if e := threadSyscall(unix.SYS_CAPSET, uintptr(ptr(&hdr)), uintptr(ptr(&data[0])), 0); e != 0 {
 		return fmt.Errorf("capset: %w", e)
 	}
 	return nil

@@ -154,8 +154,10 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 		Seccomp:      !spec.Privileged && !spec.NoSeccomp,
 		SeccompAdmin: caps&(1<<unix.CAP_SYS_ADMIN) != 0,
 	}
-	if layout.Version == 1 {
-		cfg.CgroupV1 = layout.Hierarchies()
+	if v1, ok := cg.(*cgroupV1); ok {
+		for _, d := range v1.paths() {
+			cfg.CgroupV1 = append(cfg.CgroupV1, filepath.Base(filepath.Dir(filepath.Dir(d))))
+		}
 	}
 	specR, specW, err := os.Pipe()
 	if err != nil {
@@ -509,8 +511,17 @@ func (r *Runtime) Delete(ctx context.Context, name string, force bool) (*State, 
 			errs = append(errs, err)
 		}
 	}
-	if err := os.RemoveAll(r.Dir(name)); err != nil {
-		errs = append(errs, fmt.Errorf("container %s: remove state: %w", name, err))
+	// The container's parent (a monitor) may still be writing its last
+	// record; retry briefly.
+	var rerr error
+	for i := 0; i < 50; i++ {
+		if rerr = os.RemoveAll(r.Dir(name)); rerr == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if rerr != nil {
+		errs = append(errs, fmt.Errorf("container %s: remove state: %w", name, rerr))
 	}
 	return s, errors.Join(errs...)
 }

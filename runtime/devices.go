@@ -131,6 +131,8 @@ func mountCgroups(cfg *initConfig, sys string) {
 	if len(cfg.CgroupV1) == 0 {
 		return
 	}
+	// Only the hierarchies the container has a cgroup in (each mount is
+	// also one more to tear down at exit).
 	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0755,size=16k"); err != nil {
 		return
 	}

@@ -244,7 +244,7 @@ func (pv *privileges) apply(p *Process) error {
 	if err := dropBounding(caps, pv.lastCap); err != nil {
 		return err
 	}
-	if e := allThreads(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0); e != 0 {
+	if e := threadSyscall(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0); e != 0 {
 		return fmt.Errorf("keepcaps: %w", e)
 	}
 	if err := syscall.Setgroups(groups); err != nil {
@@ -266,7 +266,7 @@ func (pv *privileges) apply(p *Process) error {
 		return err
 	}
 	if pv.noNewPrivs {
-		if e := allThreads(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); e != 0 {
+		if e := threadSyscall(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); e != 0 {
 			return fmt.Errorf("no_new_privs: %w", e)
 		}
 	}

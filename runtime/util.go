@@ -7,14 +7,13 @@ import (
 
 func ptr[T any](p *T) unsafe.Pointer { return unsafe.Pointer(p) }
 
-// allThreads runs a syscall on every thread of the process; where Go
-// cannot (binaries built with cgo) it runs it on the calling thread, which
-// is locked and is the one that execs — enough, since execve keeps only
-// the calling thread.
-func allThreads(trap, a1, a2, a3 uintptr) syscall.Errno {
-	_, _, e := syscall.AllThreadsSyscall(trap, a1, a2, a3)
-	if e == syscall.ENOTSUP {
-		_, _, e = syscall.RawSyscall(trap, a1, a2, a3)
-	}
+// threadSyscall runs a credential syscall (prctl, capset) on the calling
+// thread only. The init and exec stages lock their goroutine to one
+// thread and exec (or fork the reaper's child) from it, and execve keeps
+// only the calling thread, so that thread's credentials are the ones that
+// matter; syscall.AllThreadsSyscall would stop every thread for each of
+// the ~40 calls and costs milliseconds on a loaded router.
+func threadSyscall(trap, a1, a2, a3 uintptr) syscall.Errno {
+	_, _, e := syscall.RawSyscall(trap, a1, a2, a3)
 	return e
 }

@@ -152,6 +152,15 @@ func runMonitor(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(reply, "error %v\n", err)
 		return err
 	}
+	// Serve logs before saying ok, so `otok logs` right after `run -d`
+	// finds the socket.
+	ring := newLogRing(logRingSize)
+	dir := r.Dir(spec.Name)
+	sock := filepath.Join(dir, "monitor.sock")
+	ln, lerr := net.Listen("unix", sock)
+	if lerr == nil {
+		go serveLogs(ln, ring)
+	}
 	fmt.Fprintf(reply, "ok %d\n", c.Pid())
 	reply.Close()
 	// Detach from the CLI's streams entirely.
@@ -162,13 +171,6 @@ func runMonitor(ctx context.Context, e *env, args []string) error {
 		null.Close()
 	}
 
-	ring := newLogRing(logRingSize)
-	dir := r.Dir(spec.Name)
-	sock := filepath.Join(dir, "monitor.sock")
-	ln, lerr := net.Listen("unix", sock)
-	if lerr == nil {
-		go serveLogs(ln, ring)
-	}
 	// DHCP leases (if any) are renewed while the container runs.
 	nctx, ncancel := context.WithCancel(context.Background())
 	go maintainNetwork(nctx, e, spec.Name)

@@ -238,8 +238,15 @@ func TestUserNamespace(t *testing.T) {
 	}
 	// exec'd processes join every namespace but the user namespace (see
 	// runtime/doc.go) and run as the host id container root maps to.
-	out = e.must("exec", "uns", "sh", "-c", "echo uid=$(id -u); [ $(readlink /proc/1/ns/mnt) = $(readlink /proc/self/ns/mnt) ] && echo mnt=same")
-	if got := kv(out); got["uid"] != fmt.Sprint(runtime.DefaultUserNSBase) || got["mnt"] != "same" {
+	out = e.must("exec", "uns", "sh", "-c", "echo uid=$(id -u); echo mnt=$(readlink /proc/self/ns/mnt); echo pid=$(readlink /proc/self/ns/pid)")
+	got := kv(out)
+	for _, ns := range []string{"mnt", "pid"} {
+		want, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", e.pid("uns"), ns))
+		if got[ns] != want {
+			t.Errorf("exec in userns container: %s ns %q, init's %q", ns, got[ns], want)
+		}
+	}
+	if got["uid"] != fmt.Sprint(runtime.DefaultUserNSBase) {
 		t.Errorf("exec in userns container: %q", out)
 	}
 }
