@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -189,7 +190,7 @@ func (a *Agent) event(e Event) {
 			msg += " " + e.Health
 		}
 		if e.Msg != "" {
-			msg += ": " + e.Msg
+			msg += ": " + strings.TrimPrefix(e.Msg, "container "+e.Container+": ")
 		}
 		a.log.Printf("%s", msg)
 	}

@@ -243,7 +243,7 @@ config container web
 
 func TestBadConfigKeepsAgentRunning(t *testing.T) {
 	w := newWorld(t)
-	w.writeConfig(loop("good") + `
+	w.writeConfig("config agent\n\toption stop_timeout 2\n" + loop("good") + `
 config container bad
 	option image 'IMG'
 	option memory 3x
@@ -336,7 +336,74 @@ func TestStartupAndRSS(t *testing.T) {
 	busy := rssKB(w.cmd.Process.Pid)
 	busyAnon := statusKB(w.cmd.Process.Pid, "RssAnon:")
 	st, _ := w.client().Status(context.Background())
+	// an idle agent writes nothing (its state is on tmpfs and only
+	// written on change; here the state dir may be on disk, so any write
+	// would show)
+	w0 := ioField(w.cmd.Process.Pid, "wchar: ")
+	time.Sleep(11 * time.Second) // more than one log trim interval
+	idleWrites := ioField(w.cmd.Process.Pid, "wchar: ") - w0
 	t.Logf("agent start → 10 autostart containers running: %s (target ≤ 1 s)", startup.Round(time.Millisecond))
+	t.Logf("bytes written by the idle agent with 10 containers over 11 s: %d (wchar; write_bytes to flash is ≤ that)", idleWrites)
+	if idleWrites != 0 {
+		t.Errorf("idle agent wrote %d bytes", idleWrites)
+	}
 	t.Logf("agent RSS idle: %d kB (anonymous %d kB); with 10 containers: %d kB (anonymous %d kB), %d goroutines (target ≤ 12 MB; the rest is file-backed binary pages)",
 		idle, idleAnon, busy, busyAnon, st.Goroutines)
+}
+
+func TestReloadAndRacingClients(t *testing.T) {
+	w := newWorld(t)
+	stubborn := `config container slow
+	option image 'IMG'
+	list command /bin/sh
+	list command -c
+	list command 'while true; do sleep 0.1; done'
+	option stop_timeout 2
+`
+	w.writeConfig("config agent\n\toption stop_timeout 2\n" + loop("a"))
+	w.start()
+	w.waitState("a", agent.StateRunning, 10*time.Second)
+	// SIGHUP: a new section starts, the unchanged one is left alone
+	aPid := w.inspect("a").Pid
+	w.writeConfig("config agent\n\toption stop_timeout 2\n" + loop("a") + stubborn)
+	w.signal(syscall.SIGHUP)
+	w.waitState("slow", agent.StateRunning, 10*time.Second)
+	if w.inspect("a").Pid != aPid {
+		t.Error("reload restarted an unchanged container")
+	}
+	if out, code := w.otok("agent", "reload"); code != 0 || strings.TrimSpace(out) != "no changes" {
+		t.Errorf("second reload: %d %q", code, out)
+	}
+	// two clients stop the same container at once: one stops it (SIGTERM
+	// is ignored by a PID 1 without a handler, so it takes the 2 s
+	// timeout), the other gets a clean conflict
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			c, err := agent.Dial(context.Background(), w.socket)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			_, err = c.Stop(context.Background(), "slow", 0)
+			errs <- err
+		}()
+		time.Sleep(100 * time.Millisecond)
+	}
+	e1, e2 := <-errs, <-errs
+	if e1 == nil {
+		e1, e2 = e2, e1
+	}
+	if e2 != nil || agent.CodeOf(e1) != agent.CodeConflict || !strings.Contains(e1.Error(), "container slow: busy (stop in progress)") {
+		t.Errorf("racing stops: %v / %v", e1, e2)
+	}
+	out, code := w.otok("agent", "status")
+	if code != 0 || !strings.Contains(out, "containers 2 (1 running)") {
+		t.Errorf("status %d\n%s", code, out)
+	}
+	// the CLI maps API errors to exit codes
+	if _, code := w.otok("events", "--since", "x"); code != 2 {
+		t.Errorf("usage error exit %d", code)
+	}
 }

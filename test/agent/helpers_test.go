@@ -335,3 +335,15 @@ func sameNS(a, b int) bool {
 	y, err2 := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", b))
 	return err1 == nil && err2 == nil && x == y
 }
+
+// ioField reads a counter of /proc/PID/io.
+func ioField(pid int, field string) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, field); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return -1
+}
