@@ -11,16 +11,16 @@
 //
 // Everything it creates outside the container's namespace carries a tag —
 // the link alias "otok:<container>" (shared links: "otok:+vlan",
-// "otok:+bridge"), nftables rules whose user data names the container —
+// "otok:+bridge"), the nftables tables "otok-<container>" and "otok" —
 // and a small JSON record under the state directory (tmpfs, never flash).
 // Detach removes what Attach made; Sweep removes what a crash left behind.
 //
 // netcfg knows nothing of container runtimes, images, MQTT, ubus or board
 // files: it is given a network namespace path, a directory to write /etc
 // files into, and a function that turns port names ("lan3", "wan") into
-// kernel links. It talks netlink only (vishvananda/netlink handles made
-// with NETLINK_ROUTE alone, google/nftables), never runs ip, iptables or
-// nft.
+// kernel links. It talks netlink only — vishvananda/netlink handles made
+// with NETLINK_ROUTE alone, and a minimal nf_tables client of its own
+// (nft.go) — and never runs ip, iptables or nft.
 //
 // Usage:
 //

@@ -82,7 +82,7 @@ func plan(host *nsHandle, cfg Config, rec *Record, recs []*Record) (*attachPlan,
 			if ml, err := host.h.LinkByIndex(m); err == nil {
 				master = ml.Attrs().Name
 			}
-			return nil, fmt.Errorf("network %s: port %s is a member of %s, and a %s cannot share a bridge port; attach to %s instead (%s:%s or bridge:%s)", sp, port, master, sp.Mode, master, sp.Mode, master, master)
+			return nil, fmt.Errorf("network %s: port %s is a member of %s, and a %s cannot share a bridge port; attach to %s instead (%s:%s or bridge:%s), or take %s out of %s in /etc/config/network", sp, port, master, sp.Mode, master, sp.Mode, master, master, port, master)
 		}
 		if sp.Mode == ModeMacvlan && wireless(port) {
 			return nil, fmt.Errorf("network %s: port %s is a Wi-Fi interface; an access point accepts one MAC per station, so macvlan cannot work there; use ipvlan:%s", sp, port, strings.TrimPrefix(sp.Port, ""))

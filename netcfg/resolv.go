@@ -51,12 +51,20 @@ func writeEtcFile(root, name string, data []byte) error {
 	}
 	defer unix.Close(rfd)
 	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
-	efd, err := unix.Openat2(rfd, "etc", how)
+	openEtc := func() (int, error) {
+		fd, err := unix.Openat2(rfd, "etc", how)
+		if errors.Is(err, unix.ENOSYS) {
+			// Kernel before 5.6 (or qemu-user): refuse a symlinked /etc.
+			fd, err = unix.Openat(rfd, "etc", unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		}
+		return fd, err
+	}
+	efd, err := openEtc()
 	if errors.Is(err, unix.ENOENT) {
 		if err := unix.Mkdirat(rfd, "etc", 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("write /etc/%s: mkdir /etc: %w", name, err)
 		}
-		efd, err = unix.Openat2(rfd, "etc", how)
+		efd, err = openEtc()
 	}
 	if err != nil {
 		return fmt.Errorf("write /etc/%s: open /etc: %w", name, err)

@@ -131,8 +131,12 @@ func (o *netOpts) attach(ctx context.Context, e *env, container string, initPid 
 		return noop, nil
 	}
 	proc := fmt.Sprintf("/proc/%d", initPid)
+	hostname := container
+	if st, err := newRuntime(e).State(container); err == nil && st.Spec.Hostname != "" {
+		hostname = st.Spec.Hostname
+	}
 	rec, err := netcfg.Attach(ctx, netcfg.Config{
-		Container: container, Spec: o.spec,
+		Container: container, Spec: o.spec, Hostname: hostname,
 		NetNS: proc + "/ns/net", RootDir: proc + "/root",
 		StateDir: netStateDir(e), Resolve: resolvePort,
 	})

@@ -9,9 +9,13 @@ func TestBridgeStatic(t *testing.T) {
 	need(t)
 	r := newRouter(t)
 	c := newContainer(t, "web")
-	rec, err := r.attach(t, c, "bridge:lan", []string{"192.168.1.50/24,gw=192.168.1.1"})
+	sh(t, "ip", "-n", r.hosts["lan3"], "addr", "add", "fd00:1::10/64", "dev", "eth0", "nodad")
+	rec, err := r.attach(t, c, "bridge:lan", []string{"192.168.1.50/24,gw=192.168.1.1", "fd00:1::50/64"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := try(in(r.hosts["lan3"], "busybox", "ping", "-6", "-c", "1", "-W", "2", "fd00:1::50")...); err != nil {
+		t.Errorf("LAN host cannot reach the container over IPv6: %v", err)
 	}
 	if err := pingOK(r.hosts["lan3"], "192.168.1.50"); err != nil {
 		t.Fatalf("LAN host cannot reach the container: %v", err)
@@ -26,7 +30,7 @@ func TestBridgeStatic(t *testing.T) {
 	if got := sh(t, "ip", "-n", c.ns, "-o", "link", "show", "eth0"); !strings.Contains(got, rec.MAC) {
 		t.Errorf("container eth0 does not have MAC %s: %s", rec.MAC, got)
 	}
-	if h := readFile(t, etc(c, "hosts")); !strings.Contains(h, "192.168.1.50\tweb") {
+	if h := readFile(t, etc(c, "hosts")); !strings.Contains(h, "192.168.1.50\tweb") || !strings.Contains(h, "fd00:1::50\tweb") {
 		t.Errorf("/etc/hosts = %q", h)
 	}
 	if rc := readFile(t, etc(c, "resolv.conf")); !strings.Contains(rc, "nameserver 192.168.1.1") {
