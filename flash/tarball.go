@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"compress/bzip2"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -62,7 +61,9 @@ type UnpackStats struct {
 // ErrTooBig is wrapped by errors about the size cap.
 var ErrTooBig = errors.New("size limit exceeded")
 
-// Decompress sniffs gzip, xz, bzip2 or plain tar and returns the tar stream.
+// Decompress sniffs gzip, xz or plain tar and returns the tar stream
+// (bzip2 and zstd are refused by name: their decoders would cost flash for
+// formats rootfs tarballs rarely use).
 func Decompress(r io.Reader) (io.Reader, string, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, _ := br.Peek(262)
@@ -74,7 +75,7 @@ func Decompress(r io.Reader) (io.Reader, string, error) {
 		zr, err := xz.NewReader(br)
 		return zr, "xz", err
 	case bytes.HasPrefix(head, []byte("BZh")):
-		return bzip2.NewReader(br), "bzip2", nil
+		return nil, "bzip2", errors.New("bzip2-compressed tarballs are not supported (use .tar.xz or .tar.gz)")
 	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		return nil, "zstd", errors.New("zstd-compressed tarballs are not supported (use .tar.xz or .tar.gz)")
 	}
@@ -487,8 +488,8 @@ type RootfsOptions struct {
 	Process       Process
 }
 
-// ImportRootfsTar unpacks a rootfs tarball (.tar, .tar.gz, .tar.xz,
-// .tar.bz2; LXD unified tarballs too) into a directory image. The image's
+// ImportRootfsTar unpacks a rootfs tarball (.tar, .tar.gz, .tar.xz; LXD
+// unified tarballs too) into a directory image. The image's
 // digest is the sha256 of the input as received. A tarball carries no
 // signature: callers must make the user say --insecure-skip-verify.
 func (s *Store) ImportRootfsTar(ctx context.Context, r io.Reader, opt RootfsOptions) (*ImportResult, error) {
