@@ -72,6 +72,11 @@ func Decompress(r io.Reader) (io.Reader, string, error) {
 		zr, err := gzip.NewReader(br)
 		return zr, "gzip", err
 	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+		// The decoder allocates the whole dictionary up front: refuse
+		// what would not fit a small router (xz -9 wants 64 MiB).
+		if d, ok := xzDictSize(head); ok && d > xzDictLimit() {
+			return nil, "xz", fmt.Errorf("xz dictionary of %s needs more memory than this device allows (%s); recompress with xz -6 or less", HumanBytes(d), HumanBytes(xzDictLimit()))
+		}
 		zr, err := xz.NewReader(br)
 		return zr, "xz", err
 	case bytes.HasPrefix(head, []byte("BZh")):
@@ -80,6 +85,74 @@ func Decompress(r io.Reader) (io.Reader, string, error) {
 		return nil, "zstd", errors.New("zstd-compressed tarballs are not supported (use .tar.xz or .tar.gz)")
 	}
 	return br, "tar", nil
+}
+
+// xzDictSize reads the LZMA2 dictionary size from the first block header
+// of an xz stream (xz file format 1.0.4 §3.1).
+func xzDictSize(b []byte) (int64, bool) {
+	if len(b) < 13 {
+		return 0, false
+	}
+	blk := b[12:]
+	hsize := (int(blk[0]) + 1) * 4
+	if blk[0] == 0 || len(blk) < hsize {
+		return 0, false
+	}
+	flags := blk[1]
+	p := 2
+	varint := func() (uint64, bool) {
+		var v uint64
+		for i := 0; i < 9 && p < hsize; i++ {
+			c := blk[p]
+			p++
+			v |= uint64(c&0x7f) << (7 * i)
+			if c&0x80 == 0 {
+				return v, true
+			}
+		}
+		return 0, false
+	}
+	if flags&0x40 != 0 {
+		if _, ok := varint(); !ok {
+			return 0, false
+		}
+	}
+	if flags&0x80 != 0 {
+		if _, ok := varint(); !ok {
+			return 0, false
+		}
+	}
+	for i := 0; i <= int(flags&3); i++ {
+		id, ok1 := varint()
+		n, ok2 := varint()
+		if !ok1 || !ok2 || p+int(n) > hsize {
+			return 0, false
+		}
+		if id == 0x21 && n == 1 { // LZMA2
+			d := blk[p]
+			if d > 40 {
+				return 0, false
+			}
+			if d == 40 {
+				return 1<<32 - 1, true
+			}
+			return int64(2|d&1) << (d/2 + 11), true
+		}
+		p += int(n)
+	}
+	return 0, false
+}
+
+// xzDictLimit is the largest xz dictionary a tarball may use: a quarter of
+// RAM, at least 8 MiB (what xz -6, the default, uses).
+func xzDictLimit() int64 {
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) == nil {
+		if l := int64(si.Totalram) * int64(si.Unit) / 4; l > 8<<20 {
+			return l
+		}
+	}
+	return 8 << 20
 }
 
 // capReader fails once more than max bytes were read.

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -241,4 +242,21 @@ func FuzzUnpack(f *testing.F) {
 		}
 		removeAllWritable(dir)
 	})
+}
+
+func TestXzDictSize(t *testing.T) {
+	for _, level := range []string{"-0", "-6", "-9"} {
+		out, err := exec.Command("sh", "-c", "echo hello | xz "+level).Output()
+		if err != nil {
+			t.Skip("skipped: xz not installed")
+		}
+		d, ok := xzDictSize(out)
+		want := map[string]int64{"-0": 256 << 10, "-6": 8 << 20, "-9": 64 << 20}[level]
+		if !ok || d != want {
+			t.Errorf("xz %s: dict %d %v, want %d", level, d, ok, want)
+		}
+	}
+	if d, ok := xzDictSize(xzb(t, []byte("x"))); !ok || d <= 0 {
+		t.Errorf("ulikunitz stream: %d %v", d, ok)
+	}
 }
