@@ -27,8 +27,8 @@ func need(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces)")
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip to build topologies")
+	if err := exec.Command("ip", "netns", "list").Run(); err != nil {
+		t.Skip("needs iproute2's ip with netns support to build topologies (busybox ip has none)")
 	}
 }
 
