@@ -107,6 +107,7 @@ func runAgent(ctx context.Context, e *env, args []string) error {
 	served := make(chan error, 1)
 	go func() { served <- a.Serve(sctx, ln) }()
 	go a.Loop(sctx)
+	a.StartUbus(sctx) // object "otok" on ubus when ubusd runs (agent/ubusobj.go)
 
 	t0 := time.Now()
 	rep, err := a.Init(sctx)
