@@ -74,17 +74,7 @@ func (s *Spec) capabilities() (uint64, error) {
 		// only ends the namespace (kexec stays blocked by seccomp).
 		mask |= 1 << unix.CAP_SYS_BOOT
 	}
-	for _, c := range s.CapAdd {
-		n, err := ParseCap(c)
-		if err != nil {
-			return 0, fmt.Errorf("cap-add: %w", err)
-		}
-		if n == "ALL" {
-			mask = all
-		} else {
-			mask |= 1 << uint(capNames[n])
-		}
-	}
+	// Drops first, then adds: --cap-drop ALL --cap-add X leaves X.
 	for _, c := range s.CapDrop {
 		n, err := ParseCap(c)
 		if err != nil {
@@ -94,6 +84,17 @@ func (s *Spec) capabilities() (uint64, error) {
 			mask = 0
 		} else {
 			mask &^= 1 << uint(capNames[n])
+		}
+	}
+	for _, c := range s.CapAdd {
+		n, err := ParseCap(c)
+		if err != nil {
+			return 0, fmt.Errorf("cap-add: %w", err)
+		}
+		if n == "ALL" {
+			mask = all
+		} else {
+			mask |= 1 << uint(capNames[n])
 		}
 	}
 	return mask & all, nil

@@ -95,7 +95,14 @@ func setupDev(cfg *initConfig, root string) error {
 		if err := os.WriteFile(p, nil, 0o600); err != nil {
 			return err
 		}
-		if err := mountf("/proc/self/fd/0", p, "", unix.MS_BIND, ""); err != nil {
+		// Bind by path: the fd's mount belongs to the parent's mount
+		// namespace, which bind mounts refuse; the path resolves to our
+		// copy of it.
+		src, err := os.Readlink("/proc/self/fd/0")
+		if err != nil {
+			return fmt.Errorf("/dev/console: %w", err)
+		}
+		if err := mountf(src, p, "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("/dev/console: %w", err)
 		}
 	}

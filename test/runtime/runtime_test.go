@@ -490,3 +490,43 @@ func TestManyContainersShareImage(t *testing.T) {
 		e.must("rm", "-f", n)
 	}
 }
+
+// TestInteractiveTTY drives `run -it` and `exec -it` through a real pty
+// (script(1) from util-linux): a working shell, the window size, the exit
+// code.
+func TestInteractiveTTY(t *testing.T) {
+	e := newEnv(t)
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("script(1) not installed")
+	}
+	drive := func(cmdline, input string) string {
+		t.Helper()
+		cmd := exec.Command("script", "-qfc", "stty cols 91 rows 21; "+cmdline+"; echo otok-rc=$?", "/dev/null")
+		pr, pw, _ := os.Pipe()
+		cmd.Stdin = pr
+		go func() {
+			time.Sleep(500 * time.Millisecond)
+			pw.Write([]byte(input))
+			time.Sleep(2 * time.Second)
+			pw.Close()
+		}()
+		out, _ := cmd.CombinedOutput()
+		pr.Close()
+		return strings.ReplaceAll(string(out), "\r", "")
+	}
+	base := fmt.Sprintf("%s --state %s", bin, e.state)
+	out := drive(base+" run --rm -it --name tty1 "+img+" sh", "stty size; tty; echo inside-$((6*7))\nexit 3\n")
+	for _, want := range []string{"21 91", "/dev/console", "inside-42", "otok-rc=3"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("run -it: no %q in:\n%s", want, out)
+		}
+	}
+	e.must("run", "-d", "--name", "tty2", img, "sleep", "60")
+	out = drive(base+" exec -it tty2 sh", "stty size; echo exec-$((6*7))\nexit 4\n")
+	for _, want := range []string{"21 91", "exec-42", "otok-rc=4"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exec -it: no %q in:\n%s", want, out)
+		}
+	}
+	e.must("rm", "-f", "tty2")
+}

@@ -1,0 +1,123 @@
+package runtime
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fakeV2 makes a cgroup2-like tree in a temp dir.
+func fakeV2(t *testing.T) string {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "cgroup.controllers"), []byte("cpuset cpu io memory pids\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "cgroup.subtree_control"), nil, 0o644)
+	return root
+}
+
+func TestCgroupV2Create(t *testing.T) {
+	root := fakeV2(t)
+	l := &CgroupLayout{Version: 2, Root: root}
+	cg := l.forContainer("web")
+	// The parent's cgroup.controllers appears when the kernel makes it;
+	// the fake tree needs it before create enables controllers there.
+	os.MkdirAll(filepath.Join(root, "otok"), 0o755)
+	os.WriteFile(filepath.Join(root, "otok", "cgroup.controllers"), []byte("cpu io memory pids\n"), 0o644)
+	r := Resources{Memory: 64 << 20, MemorySwap: 96 << 20, CPUs: 0.5, CPUShares: 512, PidsLimit: 100}
+	if err := cg.create(r, nil); err != nil {
+		t.Fatal(err)
+	}
+	read := func(p string) string {
+		b, err := os.ReadFile(filepath.Join(root, p))
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	for p, want := range map[string]string{
+		"cgroup.subtree_control":      "+cpu +memory +pids +io",
+		"otok/cgroup.subtree_control": "+cpu +memory +pids +io",
+		"otok/web/memory.max":         "67108864",
+		"otok/web/memory.swap.max":    "33554432",
+		"otok/web/cpu.max":            "50000 100000",
+		"otok/web/cpu.weight":         "20",
+		"otok/web/pids.max":           "100",
+	} {
+		if got := read(p); got != want {
+			t.Errorf("%s = %q, want %q", p, got, want)
+		}
+	}
+	if got := cg.paths(); len(got) != 1 || got[0] != filepath.Join(root, "otok", "web") {
+		t.Errorf("paths %v", got)
+	}
+	// OOM and stats come from memory.events, memory.current, cpu.stat.
+	d := filepath.Join(root, "otok", "web")
+	os.WriteFile(filepath.Join(d, "memory.events"), []byte("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n"), 0o644)
+	os.WriteFile(filepath.Join(d, "memory.current"), []byte("1234\n"), 0o644)
+	os.WriteFile(filepath.Join(d, "cpu.stat"), []byte("usage_usec 2000\nuser_usec 1000\n"), 0o644)
+	os.WriteFile(filepath.Join(d, "pids.current"), []byte("7\n"), 0o644)
+	if !cg.oomKilled() {
+		t.Error("oom_kill 1 not seen")
+	}
+	st, _ := cg.stats()
+	if st.MemoryUsage != 1234 || st.CPUNanos != 2000000 || st.Pids != 7 || st.PidsLimit != 100 || st.MemoryLimit != 64<<20 || st.OOMKills != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestV2Settings(t *testing.T) {
+	cases := []struct {
+		r    Resources
+		want string
+	}{
+		{Resources{}, ""},
+		{Resources{Memory: 100 << 20}, "memory.max=104857600 memory.swap.max=104857600"},
+		{Resources{Memory: 100 << 20, MemorySwap: -1}, "memory.max=104857600 memory.swap.max=max"},
+		{Resources{CPUs: 1.5}, "cpu.max=150000 100000"},
+		{Resources{CPUWeight: 300}, "cpu.weight=300"},
+		{Resources{PidsLimit: 5}, "pids.max=5"},
+	}
+	for _, c := range cases {
+		var parts []string
+		for _, kv := range v2Settings(c.r) {
+			parts = append(parts, kv[0]+"="+kv[1])
+		}
+		if got := strings.Join(parts, " "); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.r, got, c.want)
+		}
+	}
+}
+
+func TestCgroupV1Layout(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"memory", "pids", "cpu,cpuacct", "devices", "unified", "systemd"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+		os.WriteFile(filepath.Join(root, d, "cgroup.procs"), nil, 0o644)
+	}
+	os.Symlink("cpu,cpuacct", filepath.Join(root, "cpu"))
+	l, err := DetectCgroups(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Version != 1 || l.V1["cpu"] != "cpu,cpuacct" || l.V1["cpuacct"] != "cpu,cpuacct" || l.V1["memory"] != "memory" {
+		t.Fatalf("layout %+v", l)
+	}
+	if _, ok := l.V1["unified"]; ok {
+		t.Error("the hybrid v2 tree was taken for a controller")
+	}
+	// No limits: memory and pids only (each v1 migration costs a grace
+	// period); CPU limits add cpu,cpuacct once.
+	cg := l.forContainer("a").(*cgroupV1)
+	cg.only = v1Needed(Resources{}, false)
+	if got := len(cg.paths()); got != 2 {
+		t.Errorf("no limits: %d hierarchies %v", got, cg.paths())
+	}
+	cg.only = v1Needed(Resources{CPUs: 1}, true)
+	if got := len(cg.paths()); got != 4 {
+		t.Errorf("cpu + devices: %d hierarchies %v", got, cg.paths())
+	}
+	// runc's conversion (shares 1024 → weight 39) and its inverse.
+	if sharesToWeight(1024) != 39 || sharesToWeight(2) != 1 || sharesToWeight(262144) != 10000 || weightToShares(1) != 2 || weightToShares(10000) != 262144 {
+		t.Errorf("weight/shares mapping: %d %d", weightToShares(100), sharesToWeight(1024))
+	}
+}
