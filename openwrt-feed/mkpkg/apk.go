@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"sort"
 	"strings"
 	"time"
 )
@@ -56,12 +57,29 @@ const (
 	pkgMax                        = 6
 )
 
-// adb accumulates the ADB block payload.
-type adb struct{ buf []byte }
+// adb accumulates the ADB block payload. Like apk-tools' writer
+// (adb_w_data) it stores identical data once: a value whose bytes were
+// written before, at an offset aligned as needed, refers to that copy.
+// Written in the same order as apk mkpkg writes, the block comes out byte
+// for byte the same, and so does the package id derived from it.
+type adb struct {
+	buf  []byte
+	seen map[string]uint32
+}
 
-func newADB() *adb { return &adb{buf: make([]byte, 8)} } // header; root set last
+func newADB() *adb { return &adb{buf: make([]byte, 8), seen: map[string]uint32{}} } // header; root set last
 
 func (a *adb) raw(b []byte, align int) uint32 {
+	if off, ok := a.seen[string(b)]; ok && int(off)%align == 0 {
+		return off
+	}
+	off := a.rawNoDedup(b, align)
+	a.seen[string(b)] = off
+	return off
+}
+
+// rawNoDedup writes b without sharing it (apk's adb_w_blob_raw).
+func (a *adb) rawNoDedup(b []byte, align int) uint32 {
 	for len(a.buf)%align != 0 {
 		a.buf = append(a.buf, 0)
 	}
@@ -123,8 +141,19 @@ func (a *adb) obj(typ uint32, fields []uint32) uint32 {
 
 func (a *adb) object(fields []uint32) uint32 { return a.obj(adbTypeObject, fields) }
 
+// array writes items as apk mkpkg writes the package's arrays (depends,
+// paths, files): with adb_w_obj, so tagged as objects. Readers take either.
 func (a *adb) array(items []uint32) uint32 {
-	return a.obj(adbTypeArray, append([]uint32{0}, items...))
+	return a.obj(adbTypeObject, append([]uint32{0}, items...))
+}
+
+// acl writes mode, user and group (root:root), in that order.
+func (a *adb) acl(mode uint32) uint32 {
+	acl := make([]uint32, aclGroup+1)
+	acl[aclMode] = a.int(uint64(mode))
+	acl[aclUser] = a.str("root")
+	acl[aclGroup] = a.str("root")
+	return a.object(acl)
 }
 
 func block(typ uint32, payload []byte) []byte {
@@ -167,17 +196,19 @@ func apkDirs(t tree) []apkDir {
 }
 
 // apk renders the package. repoCommit is the 40-hex git commit or "".
+// Values are written in apk mkpkg's order: info fields by index (depends
+// entries in the given order, the array sorted by name), then per
+// directory (root first, then sorted) its files (name, sha256, mtime,
+// size, acl, file) followed by the directory (name, acl, files, dir), then
+// installed-size, the id placeholder, info, paths, scripts and the root.
 func apk(t tree, tg target, version string, epoch time.Time, repoCommit string) ([]byte, error) {
 	t = apkTree(t)
 	a := newADB()
-	root := a.str("root")
 
 	// info
 	info := make([]uint32, piMax)
 	info[piName] = a.str(pkgName)
 	info[piVersion] = a.str(version)
-	hashesOff := len(a.buf) + 1 // blob8: length byte, then 20 bytes
-	info[piHashes] = a.blob(make([]byte, 20))
 	info[piDescription] = a.str(strings.ReplaceAll(pkgDescription, "\n", " "))
 	info[piArch] = a.str(tg.arch)
 	info[piLicense] = a.str(pkgLicense)
@@ -192,47 +223,58 @@ func apk(t tree, tg target, version string, epoch time.Time, repoCommit string) 
 		info[piRepoCommit] = a.blob(c)
 	}
 	info[piBuildTime] = a.int(uint64(epoch.Unix()))
-	var size uint64
-	for _, e := range t {
-		size += uint64(len(e.data))
+	type dep struct {
+		name string
+		val  uint32
 	}
-	info[piInstalledSize] = a.int(size)
-	var deps []uint32
-	sorted := append([]string(nil), pkgDepends...)
-	sortStrings(sorted)
-	for _, d := range sorted {
-		deps = append(deps, a.object([]uint32{0, a.str(d)}))
+	var deps []dep
+	for _, d := range pkgDepends {
+		deps = append(deps, dep{d, a.object([]uint32{0, a.str(d)})})
 	}
-	info[piDepends] = a.array(deps)
+	sort.SliceStable(deps, func(i, j int) bool { return deps[i].name < deps[j].name })
+	var depVals []uint32
+	for i, d := range deps {
+		if i == 0 || d.val != deps[i-1].val {
+			depVals = append(depVals, d.val)
+		}
+	}
+	info[piDepends] = a.array(depVals)
 
 	// paths
 	dirs := apkDirs(t)
 	var paths []uint32
+	var size uint64
 	for _, d := range dirs {
 		var files []uint32
 		for _, f := range d.files {
-			s := sha256.Sum256(f.data)
-			acl := a.object([]uint32{0, a.int(uint64(f.mode)), root, root})
-			files = append(files, a.object([]uint32{0,
-				a.str(f.path[strings.LastIndexByte(f.path, '/')+1:]),
-				acl,
-				a.int(uint64(len(f.data))),
-				a.int(uint64(epoch.Unix())),
-				a.blob(s[:]),
-			}))
+			sum := sha256.Sum256(f.data)
+			fi := make([]uint32, fiHashes+1)
+			fi[fiName] = a.str(f.path[strings.LastIndexByte(f.path, '/')+1:])
+			fi[fiHashes] = a.blob(sum[:])
+			fi[fiMtime] = a.int(uint64(epoch.Unix()))
+			fi[fiSize] = a.int(uint64(len(f.data)))
+			fi[fiACL] = a.acl(f.mode)
+			files = append(files, a.object(fi))
+			size += uint64(len(f.data))
 		}
-		acl := a.object([]uint32{0, a.int(uint64(d.mode)), root, root})
-		paths = append(paths, a.object([]uint32{0, a.str(d.name), acl, a.array(files)}))
+		di := make([]uint32, diFiles+1)
+		di[diName] = a.str(d.name)
+		di[diACL] = a.acl(d.mode)
+		di[diFiles] = a.array(files)
+		paths = append(paths, a.object(di))
 	}
 
-	scripts := make([]uint32, scrMax)
-	scripts[scrPostInstall] = a.str(apkPostInstall())
-	scripts[scrPreDeinstall] = a.str(apkPreDeinstall())
-	scripts[scrPostUpgrade] = a.str(apkPostUpgrade())
+	info[piInstalledSize] = a.int(size)
+	hashesOff := len(a.buf) + 1 // blob8: length byte, then 20 bytes
+	info[piHashes] = a.val(adbTypeBlob8, a.rawNoDedup(append([]byte{20}, make([]byte, 20)...), 1))
 
 	pkg := make([]uint32, pkgMax)
 	pkg[pkgInfo] = a.object(info)
 	pkg[pkgPaths] = a.array(paths)
+	scripts := make([]uint32, scrMax)
+	scripts[scrPostInstall] = a.str(apkPostInstall())
+	scripts[scrPreDeinstall] = a.str(apkPreDeinstall())
+	scripts[scrPostUpgrade] = a.str(apkPostUpgrade())
 	pkg[pkgScripts] = a.object(scripts)
 	rootVal := a.object(pkg)
 	binary.LittleEndian.PutUint32(a.buf[4:], rootVal)

@@ -368,6 +368,10 @@ func TestAPK(t *testing.T) {
 					}
 				}
 			}
+			// Written like apk mkpkg: identical values stored once.
+			if n := bytes.Count(p.adb, []byte("\x04root")); n != 1 {
+				t.Errorf("the owner name is stored %d times, want once (de-duplicated)", n)
+			}
 			if field(root, pkgTriggers) != 0 {
 				t.Errorf("triggers set")
 			}
