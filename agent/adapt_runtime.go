@@ -195,3 +195,30 @@ func (r *RuntimeAdapter) Stats(ctx context.Context, name string) (Stats, error) 
 	return Stats{Name: name, CPUNanos: uint64(max(s.CPUNanos, 0)), Memory: uint64(max(s.MemoryUsage, 0)),
 		MemoryMax: uint64(max(s.MemoryLimit, 0)), Pids: uint64(max(s.Pids, 0))}, nil
 }
+
+// SpecFromRuntime turns a spec the CLI built for the runtime (`otok run`
+// flags) into the agent's desired state, so `otok run -d` can hand the
+// container to a running agent: image is the IMAGE argument as given; the
+// network options (net, ip, mac, dns, publish) are strings the caller sets
+// on the result. Image defaults already merged into rs stay explicit.
+func SpecFromRuntime(rs *runtime.Spec, image string) *ContainerSpec {
+	c := &ContainerSpec{Name: rs.Name, Image: image, Hostname: rs.Hostname,
+		Command: append([]string(nil), rs.Process.Args...), Env: append([]string(nil), rs.Process.Env...),
+		Cwd: rs.Process.Cwd, Terminal: rs.Process.Terminal, Privileged: rs.Privileged, System: rs.System,
+		Memory: rs.Resources.Memory, CPUs: rs.Resources.CPUs, Pids: rs.Resources.PidsLimit, TmpfsSize: rs.Rootfs.TmpfsSize,
+		Restart: RestartPolicy{Mode: RestartNo}, Autostart: true}
+	if rs.Process.UID != 0 || rs.Process.GID != 0 {
+		c.User = strconv.Itoa(rs.Process.UID) + ":" + strconv.Itoa(rs.Process.GID)
+	}
+	for _, m := range rs.Mounts {
+		s := m.Source + ":" + m.Target
+		if m.ReadOnly {
+			s += ":ro"
+		}
+		c.Mounts = append(c.Mounts, s)
+	}
+	if rs.Net.Mode == runtime.NetHost {
+		c.Net = "host"
+	}
+	return c
+}

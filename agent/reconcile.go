@@ -185,6 +185,8 @@ func limitsOnly(a, b *ContainerSpec) bool {
 }
 
 // launchStart starts c in its own goroutine once its dependencies run.
+// c.waiting is set while that goroutine decides; it clears it in the same
+// critical section as its decision, so a later launch is never lost.
 func (a *Agent) launchStart(c *ctr) {
 	a.mu.Lock()
 	if c.waiting || c.busy != "" {
@@ -193,14 +195,7 @@ func (a *Agent) launchStart(c *ctr) {
 	}
 	c.waiting = true
 	a.mu.Unlock()
-	a.goroutine(func() {
-		defer func() {
-			a.mu.Lock()
-			c.waiting = false
-			a.mu.Unlock()
-		}()
-		a.startWhenReady(a.ctx, c)
-	})
+	a.goroutine(func() { a.startWhenReady(a.ctx, c) })
 }
 
 // startWhenReady waits until every dependency of c runs, then starts it.
@@ -212,11 +207,13 @@ func (a *Agent) startWhenReady(ctx context.Context, c *ctr) {
 	for {
 		a.mu.Lock()
 		if ctx.Err() != nil || a.closing || !c.want || c.spec == nil || c.running() {
+			c.waiting = false
 			a.mu.Unlock()
 			return
 		}
 		err := a.depsErrLocked(c)
 		if err == nil {
+			c.waiting = false
 			if c.acquireLocked("start") != nil {
 				a.mu.Unlock()
 				return
@@ -233,6 +230,7 @@ func (a *Agent) startWhenReady(ctx context.Context, c *ctr) {
 			}
 		}
 		if !coming {
+			c.waiting = false
 			if c.err != err.Error() {
 				a.setStateLocked(c, StateWaiting, err.Error())
 			}
@@ -247,6 +245,9 @@ func (a *Agent) startWhenReady(ctx context.Context, c *ctr) {
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			a.mu.Lock()
+			c.waiting = false
+			a.mu.Unlock()
 			return
 		}
 	}
