@@ -182,7 +182,13 @@ func Attach(ctx context.Context, cfg Config) (*Record, error) {
 	if err != nil {
 		return nil, invalid(err)
 	}
+	if pinned := bindNetNS(cfg.StateDir, cfg.Container, cfg.NetNS); pinned != "" {
+		rec.NetNS = pinned
+	}
 	if err := saveRecord(cfg.StateDir, rec); err != nil {
+		if isNSFile(cfg.StateDir, rec.NetNS) {
+			unbindNetNS(rec.NetNS)
+		}
 		return nil, err
 	}
 	if err := p.build(ctx, host, ctr, rec); err != nil {

@@ -53,6 +53,9 @@ func detachLocked(ctx context.Context, stateDir string, rec *Record, recs []*Rec
 	host, err := openNS(rec.HostNS)
 	if err != nil {
 		// The host namespace itself is gone (a test's): nothing left there.
+		if isNSFile(stateDir, rec.NetNS) {
+			unbindNetNS(rec.NetNS)
+		}
 		return errors.Join(append(errs, removeRecord(stateDir, rec.Container))...)
 	}
 	defer host.Close()
@@ -90,6 +93,9 @@ func detachLocked(ctx context.Context, stateDir string, rec *Record, recs []*Rec
 		if err := natCleanupIfUnused(host, recs, rec.Container); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if isNSFile(stateDir, rec.NetNS) {
+		unbindNetNS(rec.NetNS)
 	}
 	if err := removeRecord(stateDir, rec.Container); err != nil {
 		errs = append(errs, err)

@@ -3,6 +3,8 @@ package netcfg
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -44,6 +46,15 @@ func Sweep(ctx context.Context, stateDir, hostNS string, alive func(container st
 			continue
 		}
 		live = append(live, r)
+	}
+	// Pinned namespaces without a record (a crash between pin and save).
+	if files, err := filepath.Glob(filepath.Join(stateDir, "*.netns")); err == nil {
+		for _, f := range files {
+			name := strings.TrimSuffix(filepath.Base(f), ".netns")
+			if _, err := os.Stat(recordPath(stateDir, name)); errors.Is(err, os.ErrNotExist) {
+				unbindNetNS(f)
+			}
+		}
 	}
 	host, err := openNS(hostNS)
 	if err != nil {

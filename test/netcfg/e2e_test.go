@@ -65,7 +65,10 @@ func (r *router) otok(t *testing.T, state string, args ...string) (string, error
 	return string(out), err
 }
 
-var inetRe = regexp.MustCompile(`inet (203\.0\.113\.\d+)/24`)
+var (
+	inetRe = regexp.MustCompile(`inet (203\.0\.113\.\d+)/24`)
+	macRe  = regexp.MustCompile(`link/ether ([0-9a-f:]{17})`)
+)
 
 // otok run --net macvlan:wan --ip dhcp: a busybox container (no DHCP client
 // of its own) gets a lease from the upstream server, reaches it, and gets
@@ -73,7 +76,7 @@ var inetRe = regexp.MustCompile(`inet (203\.0\.113\.\d+)/24`)
 func TestE2ERunMacvlanDHCP(t *testing.T) {
 	need(t)
 	r := newRouter(t)
-	dnsmasq(t, r.hosts["wan"])
+	leases := dnsmasq(t, r.hosts["wan"])
 	img := testimage.Build(t, t.TempDir())
 	state := t.TempDir()
 	t.Cleanup(func() {
@@ -83,7 +86,7 @@ func TestE2ERunMacvlanDHCP(t *testing.T) {
 	var addrs []string
 	for i := 0; i < 2; i++ {
 		out, err := r.otok(t, state, "run", "--rm", "--name", "e2e", "--net", "macvlan:wan", "--ip", "dhcp", img,
-			"sh", "-c", "ip -4 addr show eth0; cat /etc/resolv.conf; ping -c1 -W2 203.0.113.1")
+			"sh", "-c", "ip link show eth0; ip -4 addr show eth0; cat /etc/resolv.conf; ping -c1 -W2 203.0.113.1")
 		if err != nil {
 			t.Fatalf("otok run: %v\n%s", err, out)
 		}
@@ -92,6 +95,14 @@ func TestE2ERunMacvlanDHCP(t *testing.T) {
 			t.Fatalf("run %d output:\n%s", i, out)
 		}
 		addrs = append(addrs, m[1])
+		// Stopped: the lease was released from the pinned namespace.
+		mac := macRe.FindStringSubmatch(out)
+		if mac == nil {
+			t.Fatalf("no MAC in output:\n%s", out)
+		}
+		if l := readFile(t, leases); strings.Contains(l, mac[1]) {
+			t.Errorf("lease of %s not released after the container stopped: %q", mac[1], l)
+		}
 	}
 	if addrs[0] != addrs[1] {
 		t.Errorf("address changed across runs: %v", addrs)
@@ -115,6 +126,9 @@ func TestE2ERunMacvlanDHCP(t *testing.T) {
 	}
 	if recs, _ := netcfg.Records(filepath.Join(state, "net")); len(recs) != 0 {
 		t.Errorf("records after rm: %v", recs)
+	}
+	if mi := readFile(t, "/proc/self/mountinfo"); strings.Contains(mi, filepath.Join(state, "net")) {
+		t.Errorf("pinned namespace still mounted after rm")
 	}
 	if l := links(t, r.ns); strings.Contains(l, "otok") {
 		t.Errorf("otok links left after rm:\n%s", l)

@@ -106,4 +106,10 @@ func TestSweepAfterCrash(t *testing.T) {
 	if ents, _ := filepath.Glob(filepath.Join(r.state, "*.json")); len(ents) != 0 {
 		t.Errorf("records left: %v", ents)
 	}
+	if ents, _ := filepath.Glob(filepath.Join(r.state, "*.netns")); len(ents) != 0 {
+		t.Errorf("pinned namespaces left: %v", ents)
+	}
+	if mi := readFile(t, "/proc/self/mountinfo"); strings.Contains(mi, r.state) {
+		t.Errorf("mounts left under %s", r.state)
+	}
 }
