@@ -131,7 +131,7 @@ func (u *UbusService) connect(ctx context.Context, events <-chan Event) *ubus.Cl
 			// Say it once, not every retry; a missing socket that was
 			// not configured is the normal case off OpenWrt.
 			if msg := err.Error(); msg != lastErr && (u.path != "" || !errors.Is(err, os.ErrNotExist)) {
-				u.log.Printf("ubus: %v (retrying in the background)", err)
+				u.log.Printf("%v (retrying in the background)", err)
 				lastErr = msg
 			}
 		}
@@ -183,15 +183,23 @@ func (u *UbusService) dial(ctx context.Context) (*ubus.Client, error) {
 // refused calls) to the agent's logger, without timestamps (procd's log
 // adds them).
 func slogTo(l *log.Logger) *slog.Logger {
-	return slog.New(slog.NewTextHandler(l.Writer(), &slog.HandlerOptions{
+	return slog.New(slog.NewTextHandler(logWriter{l}, &slog.HandlerOptions{
 		Level: slog.LevelInfo,
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && a.Key == slog.TimeKey {
+			if len(groups) == 0 && (a.Key == slog.TimeKey || a.Key == slog.LevelKey && a.Value.String() == "INFO") {
 				return slog.Attr{}
 			}
 			return a
 		},
 	}))
+}
+
+// logWriter writes each line through a log.Logger (its prefix and flags).
+type logWriter struct{ l *log.Logger }
+
+func (w logWriter) Write(b []byte) (int, error) {
+	w.l.Print(strings.TrimSuffix(string(b), "\n"))
+	return len(b), nil
 }
 
 // ubusMethod is one method of the object: its signature and what it does.
