@@ -204,6 +204,35 @@ func TestBuildFromDockerAndOCI(t *testing.T) {
 	}
 }
 
+func TestBuildFromOCILayoutDir(t *testing.T) {
+	layout := filepath.Join(t.TempDir(), "layout")
+	os.Mkdir(layout, 0o755)
+	f, _ := os.Open(dockerArchive(t, true))
+	defer f.Close()
+	if _, err := Unpack(bg, f, layout, UnpackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !IsImageLayout(layout) {
+		t.Fatal("not recognised as a layout")
+	}
+	img, tree := buildAndImport(t, layout, BuildOptions{})
+	if _, err := os.Lstat(filepath.Join(tree, "etc/old.conf")); err == nil || img.Manifest.Process.Cwd != "/srv" {
+		t.Fatal("whiteout or config not applied")
+	}
+	// A corrupted blob is caught by its digest.
+	blobs, _ := filepath.Glob(filepath.Join(layout, "blobs/sha256/*"))
+	for _, b := range blobs {
+		data, _ := os.ReadFile(b)
+		if bytes.HasPrefix(data, []byte{0x1f, 0x8b}) { // the gzip layer
+			os.WriteFile(b, append(data, 0), 0o644)
+		}
+	}
+	_, err := Build(bg, BuildOptions{From: layout, Name: "x", Version: "1", Key: testKey(), Out: filepath.Join(t.TempDir(), "x.otok")})
+	if err == nil || !strings.Contains(err.Error(), "digest mismatch") {
+		t.Fatalf("corrupt blob: %v", err)
+	}
+}
+
 func TestBCJFilters(t *testing.T) {
 	for arch, want := range map[string]string{"amd64": "x86", "arm": "arm,armthumb", "arm64": "", "mips": "", "mipsle": ""} {
 		if got := BCJFilters(arch); got != want {
