@@ -25,18 +25,19 @@ import (
 // filter and no filter per block and keeps the smallest):
 //
 //	amd64, 386      -Xbcj x86
-//	arm (GOARM=7)   -Xbcj arm,armthumb   (OpenWrt builds ARM userland in
-//	                                      Thumb-2 on some targets, ARM on
-//	                                      others; trying both is cheap)
+//	arm (GOARM=7)   -Xbcj arm
 //	arm64           none: squashfs-tools 4.5 has no arm64 filter (xz 5.4
 //	                added one, the kernel decodes it since 6.3, but
 //	                mksquashfs cannot write it)
 //	mips, mipsle    none: xz has no MIPS BCJ filter at all
 //	powerpc         -Xbcj powerpc
 //
-// The device kernel must have CONFIG_XZ_DEC_<FILTER> for the filter used;
-// the defaults enable every filter, and the one of the device's own
-// architecture is always there.
+// This is exactly what OpenWrt uses for its own squashfs root (image.mk:
+// BCJ_FILTER := -Xbcj $(LINUX_KARCH) for arm, x86, powerpc, sparc), so the
+// device kernel is known to have the decoder (CONFIG_XZ_DEC_<FILTER>).
+// armthumb is not used although mksquashfs could try it per block: embedded
+// kernel configs commonly leave CONFIG_XZ_DEC_ARMTHUMB off, and a block the
+// kernel cannot decode would fail at read time, long after the import.
 
 // BCJFilters returns the mksquashfs -Xbcj filters for a target arch.
 func BCJFilters(arch string) string {
@@ -44,7 +45,7 @@ func BCJFilters(arch string) string {
 	case "amd64", "386":
 		return "x86"
 	case "arm":
-		return "arm,armthumb"
+		return "arm"
 	case "ppc", "powerpc", "ppc64", "ppc64le":
 		return "powerpc"
 	}

@@ -234,7 +234,7 @@ func TestBuildFromOCILayoutDir(t *testing.T) {
 }
 
 func TestBCJFilters(t *testing.T) {
-	for arch, want := range map[string]string{"amd64": "x86", "arm": "arm,armthumb", "arm64": "", "mips": "", "mipsle": ""} {
+	for arch, want := range map[string]string{"amd64": "x86", "arm": "arm", "arm64": "", "mips": "", "mipsle": ""} {
 		if got := BCJFilters(arch); got != want {
 			t.Errorf("%s: %q", arch, got)
 		}
