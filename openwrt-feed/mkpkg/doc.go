@@ -15,7 +15,8 @@
 // uci-defaults script are read from openwrt-feed/otok/files.
 //
 // Output is reproducible: entries sorted, owners 0:0, every mtime set to
-// SOURCE_DATE_EPOCH, gzip headers without name or time. All input is
+// SOURCE_DATE_EPOCH, gzip headers without name or time. The ipk's tarballs
+// are byte for byte what GNU tar writes for ipkg-build. All input is
 // checked (architecture, binary ELF header, version syntax for both opkg and
 // apk, epoch, files) before anything is written, and the package is written
 // to a temporary file and renamed into place.

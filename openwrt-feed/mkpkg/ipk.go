@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -51,7 +52,7 @@ func ipk(t tree, tg target, version string, epoch time.Time) ([]byte, error) {
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
-	return gz(outer.Bytes())
+	return gz(gnuTar(outer.Bytes()))
 }
 
 // control is the control file as package-pack.mk writes it, fields in its
@@ -129,7 +130,39 @@ func tarTree(t tree, epoch time.Time) ([]byte, error) {
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	return gnuTar(buf.Bytes()), nil
+}
+
+// gnuTar makes archive/tar's GNU-format output what GNU tar 1.34 writes
+// for the same entries (`tar --format=gnu --numeric-owner --sort=name
+// --mtime=@EPOCH`, as ipkg-build runs it): device number fields empty
+// (NUL) rather than "0000000" for entries that are not devices, checksums
+// recomputed, and the archive padded to GNU tar's 10240-byte records. The
+// uncompressed tarballs are then byte for byte those of ipkg-build, and so
+// is Installed-Size.
+func gnuTar(b []byte) []byte {
+	for off := 0; off+512 <= len(b); {
+		h := b[off : off+512]
+		if bytes.Equal(h, make([]byte, 512)) {
+			break
+		}
+		if typ := h[156]; typ != tar.TypeChar && typ != tar.TypeBlock {
+			clear(h[329:345]) // devmajor, devminor
+			copy(h[148:156], "        ")
+			sum := 0
+			for _, c := range h {
+				sum += int(c)
+			}
+			copy(h[148:156], fmt.Sprintf("%06o\x00 ", sum))
+		}
+		size, _ := strconv.ParseInt(strings.TrimRight(string(h[124:135]), "\x00 "), 8, 64)
+		off += 512 + int(size+511)/512*512
+	}
+	const record = 10240
+	if n := len(b) % record; n != 0 {
+		b = append(b, make([]byte, record-n)...)
+	}
+	return b
 }
 
 // gz compresses like `gzip -n -9`: no file name, no timestamp.

@@ -145,6 +145,21 @@ func checkIPK(t *testing.T, path, arch, bin string) {
 	}
 	checkELF(t, filepath.Join(root, "usr/bin/otok"), arch)
 
+	// data.tar is what OpenWrt's ipkg-build gets from GNU tar for this tree
+	// (its Installed-Size is then the same too).
+	if v := run(t, dir, "tar", "--version"); strings.Contains(v, "GNU tar") {
+		cmd := exec.Command("tar", "--format=gnu", "--numeric-owner", "--owner=0", "--group=0",
+			"--sort=name", "-cpf", "-", "--mtime=@"+epoch, ".")
+		cmd.Dir = root
+		gnu, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("GNU tar: %v", err)
+		}
+		if !bytes.Equal(gnu, dataRaw) {
+			t.Errorf("data.tar (%d bytes) differs from GNU tar's (%d bytes) for the same tree", len(dataRaw), len(gnu))
+		}
+	}
+
 	// control.tar.gz
 	var ctlNames []string
 	for _, m := range readTarGz(t, members["./control.tar.gz"]) {
