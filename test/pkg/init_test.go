@@ -73,9 +73,33 @@ func uciToShell(t *testing.T, uci string) string {
 	return b.String()
 }
 
-// runInit runs FUNCTIONs of the init script in the harness and returns the
-// recorded procd calls.
+// shells: /bin/sh, and busybox's ash (OpenWrt's /bin/sh) when installed.
+func shells() [][]string {
+	sh := [][]string{{"/bin/sh"}}
+	if p, err := exec.LookPath("busybox"); err == nil {
+		sh = append(sh, []string{p, "sh"})
+	}
+	return sh
+}
+
+// runInit runs FUNCTIONs of the init script in the harness, under every
+// shell of shells(), and returns the recorded procd calls (the same for
+// each shell).
 func runInit(t *testing.T, uci string, env []string, fns ...string) []string {
+	t.Helper()
+	var first []string
+	for i, sh := range shells() {
+		got := runInitShell(t, sh, uci, env, fns...)
+		if i == 0 {
+			first = got
+		} else if strings.Join(got, "\n") != strings.Join(first, "\n") {
+			t.Errorf("%v under %v recorded:\n  %s\nbut under %v:\n  %s", fns, sh, strings.Join(got, "\n  "), shells()[0], strings.Join(first, "\n  "))
+		}
+	}
+	return first
+}
+
+func runInitShell(t *testing.T, shell []string, uci string, env []string, fns ...string) []string {
 	t.Helper()
 	dir := t.TempDir()
 	uciSh := filepath.Join(dir, "uci.sh")
@@ -83,7 +107,8 @@ func runInit(t *testing.T, uci string, env []string, fns ...string) []string {
 		t.Fatal(err)
 	}
 	recPath := filepath.Join(dir, "record")
-	cmd := exec.Command("/bin/sh", append([]string{filepath.Join(repoRoot, "test/pkg/testdata/procd-harness.sh"), initScript(t)}, fns...)...)
+	args := append(append(shell[1:len(shell):len(shell)], filepath.Join(repoRoot, "test/pkg/testdata/procd-harness.sh"), initScript(t)), fns...)
+	cmd := exec.Command(shell[0], args...)
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "RECORD=" + recPath, "UCI_SH=" + uciSh}, env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(out) > 0 {
