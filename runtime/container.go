@@ -136,28 +136,21 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 		cg.destroy()
 		os.RemoveAll(dir)
 	}()
-	for _, d := range []string{"rootfs", "rw"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
-			return nil, fmt.Errorf("container %s: %w", name, err)
-		}
-	}
 	if err := unix.Mkfifo(filepath.Join(dir, "start.fifo"), 0o600); err != nil {
 		return nil, fmt.Errorf("container %s: start fifo: %w", name, err)
 	}
-	if err := cg.create(spec.Resources, spec.Devices); err != nil {
-		return nil, fmt.Errorf("container %s: %w", name, err)
+	// v2: the cgroup must exist for clone3's CLONE_INTO_CGROUP. v1: it is
+	// made while the init stage starts up (the init waits for its spec).
+	lateCgroup := layout.Version == 1
+	if !lateCgroup {
+		if err := cg.create(spec.Resources, spec.Devices); err != nil {
+			return nil, fmt.Errorf("container %s: %w", name, err)
+		}
 	}
-
-	Tracef("create: cgroup made")
 	cfg := initConfig{
 		Spec: *spec, Dir: dir, CgroupVersion: layout.Version, Caps: caps, LastCap: lastCap(),
 		Seccomp:      !spec.Privileged && !spec.NoSeccomp,
 		SeccompAdmin: caps&(1<<unix.CAP_SYS_ADMIN) != 0,
-	}
-	if v1, ok := cg.(*cgroupV1); ok {
-		for _, d := range v1.paths() {
-			cfg.CgroupV1 = append(cfg.CgroupV1, filepath.Base(filepath.Dir(filepath.Dir(d))))
-		}
 	}
 	specR, specW, err := os.Pipe()
 	if err != nil {
@@ -231,6 +224,17 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 	specR.Close()
 	statusW.Close()
 	Tracef("create: init cloned")
+	if lateCgroup {
+		if err := cg.create(spec.Resources, spec.Devices); err != nil {
+			return nil, fmt.Errorf("container %s: %w", name, err)
+		}
+		Tracef("create: cgroup made")
+	}
+	if v1, ok := cg.(*cgroupV1); ok {
+		for _, d := range v1.paths() {
+			cfg.CgroupV1 = append(cfg.CgroupV1, filepath.Base(filepath.Dir(filepath.Dir(d))))
+		}
+	}
 	if !cmd.SysProcAttr.UseCgroupFD {
 		if err := cg.join(cmd.Process.Pid); err != nil {
 			return nil, fmt.Errorf("container %s: %w", name, err)
@@ -514,11 +518,11 @@ func (r *Runtime) Delete(ctx context.Context, name string, force bool) (*State, 
 	// The container's parent (a monitor) may still be writing its last
 	// record; retry briefly.
 	var rerr error
-	for i := 0; i < 50; i++ {
+	for i := 0; i < 100; i++ {
 		if rerr = os.RemoveAll(r.Dir(name)); rerr == nil {
 			break
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 	if rerr != nil {
 		errs = append(errs, fmt.Errorf("container %s: remove state: %w", name, rerr))

@@ -33,30 +33,42 @@ func mountf(src, dst, fstype string, flags uintptr, data string) error {
 	return nil
 }
 
-// setupRootfs builds the container's root in the new mount namespace at
-// dir/rootfs: an overlay of the image (lower) and a size-capped tmpfs
-// (upper), or the image alone, read-only.
+// setupRootfs builds the container's root in the new mount namespace: a
+// size-capped tmpfs holds the overlay's upper and work directories and
+// the root mount point, and the root is an overlay of the image (lower)
+// and that upper, or the image alone, read-only.
+//
+// The tmpfs is mounted on <state>/containers, which is never removed:
+// a directory that is a mount point in any namespace cannot be removed
+// until that namespace's teardown has finished (an RCU grace period after
+// the container exits), and rm would have to wait for it.
 func setupRootfs(cfg *initConfig) (string, error) {
 	s := &cfg.Spec
 	if err := mountf("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 		return "", err
 	}
-	root := filepath.Join(cfg.Dir, "rootfs")
+	base := filepath.Dir(cfg.Dir)
+	size := s.Rootfs.TmpfsSize
+	if size == 0 {
+		size = DefaultTmpfsSize
+	}
+	if s.Rootfs.ReadOnly {
+		size = 64 << 10
+	}
+	if err := mountf("tmpfs", base, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%d,mode=0755", size)); err != nil {
+		return "", err
+	}
+	root := filepath.Join(base, "rootfs")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		return "", err
+	}
 	if s.Rootfs.ReadOnly {
 		if err := mountf(s.Rootfs.Path, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return "", err
 		}
 		return root, nil
 	}
-	rw := filepath.Join(cfg.Dir, "rw")
-	size := s.Rootfs.TmpfsSize
-	if size == 0 {
-		size = DefaultTmpfsSize
-	}
-	if err := mountf("tmpfs", rw, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%d,mode=0755", size)); err != nil {
-		return "", err
-	}
-	upper, work := filepath.Join(rw, "upper"), filepath.Join(rw, "work")
+	upper, work := filepath.Join(base, "upper"), filepath.Join(base, "work")
 	for _, d := range []string{upper, work} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			return "", err

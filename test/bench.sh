@@ -36,11 +36,16 @@ table() {
 }
 
 # Section: container start. `/bin/true` in a new container from the same
-# busybox image, every runtime with a new network namespace.
+# busybox image, every runtime with a new network namespace. "otok" starts
+# from the squashfs file (loop-mounted and unmounted again on every run,
+# since nothing else holds the image); "otok-dir" and the peers start from
+# the unpacked tree.
 section_start() {
   echo "== start: run /bin/true in a new container (busybox image, new net ns, $RUNS runs)"
   local img=$WORK/busybox.sqfs root=$WORK/rootfs
   [[ -f $img ]] || bash test/testimage/build.sh "$img" "$root" >/dev/null
+  local cold=$WORK/cold.sqfs
+  { cat "$img"; head -c 4096 /dev/zero; } >"$cold"
 
   # OCI bundle for crun and runc (their default spec: pid, net, ipc, uts,
   # mount namespaces; read-only root).
@@ -58,7 +63,12 @@ LXC
 
   local cmds=(
     -n floor "unshare --fork --pid --mount --net --uts --ipc chroot $root /bin/true"
-    -n otok "$OTOK --state $WORK/state run --rm $img /bin/true"
+    -n otok "$OTOK --state $WORK/state run --rm $cold /bin/true"
+    # The peers start from the unpacked tree; so can otok.
+    -n otok-dir "$OTOK --state $WORK/state run --rm $root /bin/true"
+    # The image already mounted (another container of it runs, as for a
+    # router's services): no loop setup, a warm page cache.
+    -n otok-warm "$OTOK --state $WORK/state run --rm $img /bin/true"
   )
   # crun 1.8 refuses hybrid cgroups: hide the empty v2 tree in a mount ns.
   if command -v crun >/dev/null; then
@@ -72,7 +82,11 @@ LXC
   command -v lxc-execute >/dev/null && cmds+=(-n lxc-execute "lxc-execute -n bench-lxc -P $WORK/lxc -f $WORK/lxc.conf -- /bin/true")
   command -v systemd-nspawn >/dev/null && cmds+=(-n systemd-nspawn "systemd-nspawn --pipe -q -D $root --private-network --register=no --keep-unit /bin/true")
 
+  # otok-warm: a long-running container holds $img mounted. otok (cold)
+  # runs a padded copy, which has another digest and so its own mount.
+  "$OTOK" --state "$WORK/state" run -d --name bench-holder "$img" sleep 100000 >/dev/null
   hyperfine -N --warmup 3 --runs "$RUNS" --style none --export-csv "$WORK/start.csv" "${cmds[@]}" >/dev/null
+  "$OTOK" --state "$WORK/state" rm -f bench-holder >/dev/null
   table "$WORK/start.csv" floor
   echo
 }

@@ -135,10 +135,12 @@ var containerRemoveHooks []func(ctx context.Context, e *env, st *runtime.State)
 // removeContainer deletes a container and everything otok attached to it.
 func removeContainer(ctx context.Context, e *env, r *runtime.Runtime, name string, force bool) error {
 	st, err := r.Delete(ctx, name, force)
+	runtime.Tracef("rm: deleted")
 	if st != nil {
 		for _, h := range containerRemoveHooks {
 			h(ctx, e, st)
 		}
+		runtime.Tracef("rm: hooks run")
 		releaseImage(e, &st.Spec)
 	}
 	return err
@@ -208,7 +210,7 @@ func runForeground(ctx context.Context, e *env, p *prepared) (err error) {
 	}
 	// Signals are caught from here on and forwarded once the container runs.
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs)
+	signal.Notify(sigs, forwardedSignals...)
 	defer signal.Stop(sigs)
 	runtime.Tracef("run: creating")
 	c, err := r.Create(ctx, spec, runtime.CreateOptions{IO: io, KillOnParentExit: true})
@@ -256,7 +258,7 @@ func runForeground(ctx context.Context, e *env, p *prepared) (err error) {
 	go func() {
 		for s := range sigs {
 			sig, ok := s.(syscall.Signal)
-			if !ok || sig == syscall.SIGCHLD || sig == syscall.SIGURG || sig == syscall.SIGWINCH || sig == syscall.SIGPIPE {
+			if !ok {
 				continue
 			}
 			syscall.Kill(c.Pid(), sig)
@@ -285,6 +287,15 @@ func runForeground(ctx context.Context, e *env, p *prepared) (err error) {
 }
 
 type io_Reader = io.Reader
+
+// forwardedSignals are passed on from `otok run` to the container's init
+// (SIGWINCH is handled by the terminal code; SIGKILL/SIGSTOP cannot be
+// caught).
+var forwardedSignals = []os.Signal{
+	syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPWR, syscall.SIGALRM,
+	syscall.SIGCONT, syscall.SIGTSTP,
+}
 
 // errNotRunning marks operations on stopped containers.
 var errNotRunning = errors.New("not running")
