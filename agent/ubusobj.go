@@ -283,20 +283,6 @@ func (u *UbusService) handler(name string, call func(context.Context, *UbusServi
 	}
 }
 
-// decodeCall decodes the arguments into the op's own request (its json
-// names are the argument names) and runs the op.
-func (u *UbusService) decodeCall(ctx context.Context, name string, req *ubus.Request) (any, error) {
-	op := Ops[name]
-	if op == nil || op.New == nil {
-		return nil, Errorf(CodeInternal, "ubus: no op %q", name)
-	}
-	r := op.New()
-	if err := req.Decode(r); err != nil {
-		return nil, err
-	}
-	return u.callOp(ctx, name, r)
-}
-
 // callOp runs a one-reply op of the command API with req.
 func (u *UbusService) callOp(ctx context.Context, name string, req any) (any, error) {
 	op := Ops[name]
@@ -388,7 +374,7 @@ func ubusStop(op string) func(context.Context, *UbusService, *ubus.Request) (any
 		if args.Timeout < 0 || args.Timeout > 24*3600 {
 			return nil, Errorf(CodeInvalid, "timeout: %d: want seconds, 0-86400", args.Timeout)
 		}
-		return u.decodeCall(ctx, op, req)
+		return u.callOp(ctx, op, &StopRequest{Name: args.Name, Timeout: time.Duration(args.Timeout) * time.Second})
 	}
 }
 
