@@ -442,8 +442,11 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("state dirs %d → %d", len(before), len(after))
 			}
 			mi, _ := os.ReadFile("/proc/self/mountinfo")
-			if n := strings.Count(string(mi), e.state); n != 1 { // only "taken"'s image
-				t.Errorf("%d mounts under the state dir, want 1 (the running container's image)", n)
+			if n := strings.Count(string(mi), e.state+"/images/"); n != 1 { // only "taken"'s image
+				t.Errorf("%d image mounts, want 1 (the running container's)", n)
+			}
+			if n := strings.Count(string(mi), e.state+"/containers"); n != 0 {
+				t.Errorf("%d mounts under the containers dir", n)
 			}
 		})
 	}
@@ -469,7 +472,7 @@ func TestGCAfterKill9(t *testing.T) {
 	}
 	cgroupGone(t, "orphan")
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
-	if strings.Contains(string(mi), e.state) {
+	if strings.Contains(string(mi), e.state+"/images/") {
 		t.Errorf("image still mounted after gc")
 	}
 	e.must("rm", "orphan")
