@@ -42,6 +42,11 @@ func (a *Agent) trimLogs() {
 }
 
 func trimFile(path string, keep int64) {
+	// look before opening: an idle agent must not even open files for
+	// writing (on some filesystems closing one starts a flush)
+	if fi, err := os.Stat(path); err != nil || fi.Size()-keep < 4096 {
+		return
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		return
