@@ -108,12 +108,54 @@ func DialController(ctx context.Context, cfg ControllerConfig) (*Controller, err
 	if cfg.Username != "" {
 		o.SetUsername(cfg.Username).SetPassword(cfg.Password)
 	}
+	subscribed := make(chan error, 1)
 	o.SetOnConnectHandler(func(c mqtt.Client) {
-		c.SubscribeMultiple(subs, k.route).WaitTimeout(opTimeout)
+		// (Re)subscribe after every connect; a broker may refuse some
+		// topics for a while (NATS while JetStream elects): retry those.
+		go func() {
+			todo := subs
+			var err error
+			for try := 0; try < 30 && len(todo) > 0; try++ {
+				if try > 0 {
+					time.Sleep(time.Second)
+				}
+				tok := c.SubscribeMultiple(todo, k.route)
+				if !tok.WaitTimeout(opTimeout) || tok.Error() != nil {
+					err = fmt.Errorf("subscribe: %v", tok.Error())
+					continue
+				}
+				left := map[string]byte{}
+				for t, q := range tok.(*mqtt.SubscribeToken).Result() {
+					if q > 2 {
+						left[t] = 1
+					}
+				}
+				todo = left
+				if len(todo) > 0 {
+					err = fmt.Errorf("subscriptions refused by the broker: %v", sortedTopics(todo))
+				} else {
+					err = nil
+				}
+			}
+			select {
+			case subscribed <- err:
+			default:
+			}
+		}()
 	})
 	k.c = mqtt.NewClient(o)
 	if err := wait(ctx, k.c.Connect()); err != nil {
 		return nil, fmt.Errorf("fleet controller: connect %v: %w", cfg.Brokers, err)
+	}
+	select {
+	case err := <-subscribed:
+		if err != nil {
+			k.c.Disconnect(0)
+			return nil, fmt.Errorf("fleet controller: %v: %w", cfg.Brokers, err)
+		}
+	case <-ctx.Done():
+		k.c.Disconnect(0)
+		return nil, fmt.Errorf("fleet controller: %v: subscribe: %w", cfg.Brokers, ctx.Err())
 	}
 	return k, nil
 }
@@ -475,4 +517,13 @@ func inScope(v *DeviceView, id, scope string) bool {
 		}
 	}
 	return false
+}
+
+func sortedTopics(m map[string]byte) []string {
+	out := make([]string, 0, len(m))
+	for t := range m {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
 }

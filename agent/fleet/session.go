@@ -201,20 +201,39 @@ func (s *Session) connect(ctx context.Context, broker string) (*link, error) {
 		l.c.Disconnect(0)
 		return nil, err
 	}
+	// Subscriptions are QoS 0 on purpose. With a clean session a QoS 1
+	// subscription guarantees nothing more (whatever is in flight when
+	// the link drops is discarded with the session either way; commands
+	// are retried by the controller, desired documents are retained), and
+	// on NATS every QoS 1 subscription is a replicated JetStream consumer
+	// created and deleted on each connect — four per device, which made
+	// failover after a node loss take a minute in the cluster test.
+	// Everything the device publishes is QoS 1.
 	subs := map[string]byte{
-		DevTopic(id, "cmd"):     1,
-		DevTopic(id, "desired"): 1,
-		DevTopic(id, "state"):   1,
+		DevTopic(id, "cmd"):     0,
+		DevTopic(id, "desired"): 0,
+		DevTopic(id, "state"):   0,
 	}
 	for _, g := range s.cfg.Groups {
-		subs[GroupTopic(g)] = 1
+		subs[GroupTopic(g)] = 0
 	}
 	fail := func(what string, err error) (*link, error) {
 		l.c.Disconnect(0)
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	if err := wait(ctx, l.c.SubscribeMultiple(subs, func(_ mqtt.Client, m mqtt.Message) { s.route(l, m) })); err != nil {
+	st := l.c.SubscribeMultiple(subs, func(_ mqtt.Client, m mqtt.Message) { s.route(l, m) })
+	if err := wait(ctx, st); err != nil {
 		return fail("subscribe", err)
+	}
+	// A broker may refuse a subscription in the SUBACK (0x80) and still
+	// keep the connection: NATS does while JetStream elects a leader.
+	// Without every subscription the device would miss commands; retry.
+	if t, ok := st.(*mqtt.SubscribeToken); ok {
+		for topic, q := range t.Result() {
+			if q > 2 {
+				return fail("subscribe", fmt.Errorf("%s refused by the broker (SUBACK 0x%02x)", topic, q))
+			}
+		}
 	}
 	if err := s.birth(ctx, l); err != nil {
 		return fail("birth", err)
