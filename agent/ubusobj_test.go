@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -500,4 +501,70 @@ func TestUbusBoardFromFiles(t *testing.T) {
 	if b.Model != "" || b.Release != nil || b.Kernel == "" {
 		t.Errorf("no files: %+v", b)
 	}
+}
+
+// Subscribers of the object (`ubus subscribe otok`) get every event as a
+// notification of the same type.
+func TestUbusSubscribe(t *testing.T) {
+	e := newUbusEnv(t, "", nil)
+	var mu sync.Mutex
+	var got []string
+	sub, err := e.c.Subscribe(context.Background(), "otok", func(ev ubus.Event) {
+		var m map[string]any
+		ev.Decode(&m)
+		mu.Lock()
+		got = append(got, ev.Type+" "+str(m["type"])+" "+str(m["container"]))
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close(context.Background())
+	// ubusd tells the object about its first subscriber asynchronously:
+	// create containers until a notification arrives.
+	n := 0
+	e.waitFor("notification", func() bool {
+		n++
+		name := "n" + strconv.Itoa(n)
+		e.mustCall("create", map[string]any{"name": name, "image": "busybox"})
+		time.Sleep(20 * time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(got, "otok.container create "+name)
+	})
+}
+
+// Every declared argument of every method, given a value of another type,
+// is refused with INVALID_ARGUMENT and changes nothing.
+func TestUbusEveryArgumentMistyped(t *testing.T) {
+	e := newUbusEnv(t, "config container web\n\toption image busybox\n", &fakeImages{})
+	e.waitState("web", StateRunning)
+	e.rt.mu.Lock()
+	before := len(e.rt.calls)
+	e.rt.mu.Unlock()
+	objs, err := e.c.Lookup(context.Background(), "otok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for method, args := range objs[0].Signature {
+		for arg, ty := range args {
+			var wrong any = "x"
+			if ty == ubus.TypeString {
+				wrong = int32(5)
+			}
+			e.wantStatus(method, map[string]any{"name": "web", arg: wrong}, ubus.StatusInvalidArgument, "")
+			n++
+		}
+	}
+	e.rt.mu.Lock()
+	after := len(e.rt.calls)
+	e.rt.mu.Unlock()
+	if after != before {
+		t.Errorf("mistyped calls reached the runtime: %v", e.rt.calls[before:])
+	}
+	if l := e.a.List(true).Containers; len(l) != 1 || l[0].State != StateRunning {
+		t.Errorf("state changed: %+v", l)
+	}
+	t.Logf("%d mistyped arguments refused", n)
 }
