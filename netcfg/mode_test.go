@@ -1,6 +1,7 @@
 package netcfg
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -212,5 +213,35 @@ func TestVLANName(t *testing.T) {
 	}
 	if n := hostVethName("a-very-long-container-name-indeed"); len(n) > 15 {
 		t.Errorf("hostVethName too long: %q", n)
+	}
+}
+
+func TestResolvePortVLAN(t *testing.T) {
+	links := map[string]bool{"lan2": true, "eth0.1": true, "lan2.10": true}
+	resolve := func(s string) (string, error) {
+		if links[s] {
+			return s, nil
+		}
+		return "", fmt.Errorf("no port %s", s)
+	}
+	for in, want := range map[string]string{
+		"macvlan:lan2":    "lan2/0",
+		"macvlan:lan2.10": "lan2/10", // exists already (made by otok): still VLAN 10 of lan2
+		"macvlan:lan2.20": "lan2/20",
+		"macvlan:eth0.1":  "eth0.1/0", // no port eth0: the swconfig device itself
+		"macvlan:lan9.5":  "error no port lan9",
+	} {
+		sp, err := ParseNet(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dev, vid, err := resolvePortVLAN(resolve, sp)
+		got := fmt.Sprintf("%s/%d", dev, vid)
+		if err != nil {
+			got = "error " + err.Error()
+		}
+		if got != want {
+			t.Errorf("%s: %s, want %s", in, got, want)
+		}
 	}
 }

@@ -36,8 +36,13 @@ func plan(host *nsHandle, cfg Config, rec *Record, recs []*Record) (*attachPlan,
 		}
 	}
 	resolve := cfg.Resolve
-	if resolve == nil {
-		resolve = func(s string) (string, error) { return s, nil }
+	if resolve == nil { // link names only
+		resolve = func(s string) (string, error) {
+			if _, err := host.h.LinkByName(s); err != nil {
+				return "", fmt.Errorf("no link %s", s)
+			}
+			return s, nil
+		}
 	}
 	wireless := cfg.IsWireless
 	if wireless == nil {
@@ -72,6 +77,15 @@ func plan(host *nsHandle, cfg Config, rec *Record, recs []*Record) (*attachPlan,
 		port, vid, err := resolvePortVLAN(resolve, sp)
 		if err != nil {
 			return nil, fmt.Errorf("network %s: %w", sp, err)
+		}
+		if vid != 0 {
+			// A link with the VLAN device's name that is not that VLAN
+			// (a port really called "wan.2") is used as a plain port.
+			if l, err := host.h.LinkByName(vlanName(port, vid)); err == nil {
+				if v, ok := l.(*netlink.Vlan); !ok || v.VlanId != vid {
+					port, vid = l.Attrs().Name, 0
+				}
+			}
 		}
 		l, err := host.h.LinkByName(port)
 		if err != nil {
@@ -175,20 +189,25 @@ func plan(host *nsHandle, cfg Config, rec *Record, recs []*Record) (*attachPlan,
 	return p, nil
 }
 
-// resolvePortVLAN splits PORT[.VID]: a port whose whole name resolves
-// (eth0.1 on a swconfig board) is used as is; otherwise the part before
-// the last dot is the port and the rest the VLAN id.
+// resolvePortVLAN splits PORT[.VID]: the part before the last dot is the
+// port and the rest the VLAN id when that port resolves; otherwise the
+// whole name is the port (eth0.1, a swconfig board's VLAN device, or a
+// link otok made earlier resolves both ways and ensureVLAN then simply
+// finds it).
 func resolvePortVLAN(resolve func(string) (string, error), sp Spec) (string, int, error) {
-	dev, err := resolve(sp.Port)
-	if err == nil || sp.VLAN == 0 {
+	if sp.VLAN == 0 {
+		dev, err := resolve(sp.Port)
 		return dev, 0, err
 	}
 	base := sp.Port[:strings.LastIndexByte(sp.Port, '.')]
-	dev, err2 := resolve(base)
-	if err2 != nil {
-		return "", 0, err2
+	dev, errBase := resolve(base)
+	if errBase == nil {
+		return dev, sp.VLAN, nil
 	}
-	return dev, sp.VLAN, nil
+	if dev, err := resolve(sp.Port); err == nil {
+		return dev, 0, nil
+	}
+	return "", 0, errBase
 }
 
 // build creates the links and configures the container side. On error
