@@ -50,6 +50,8 @@ func Parse(name string, data []byte) (*File, error) {
 	l := &lexer{file: name, src: data, line: 1}
 	f := &File{Name: name}
 	var cur *Section
+	named := map[string]*Section{} // lookups stay O(1) on large inputs
+	anon := map[string]int{}       // anonymous sections so far, per type
 	for {
 		st, ok, err := l.next()
 		if err != nil {
@@ -89,11 +91,12 @@ func Parse(name string, data []byte) (*File, error) {
 				s.Name = w[2]
 			} else {
 				s.Anonymous = true
-				s.Name = fmt.Sprintf("@%s[%d]", s.Type, len(f.OfType(s.Type)))
+				s.Name = fmt.Sprintf("@%s[%d]", s.Type, anon[s.Type])
+				anon[s.Type]++
 			}
 			// A named section given twice merges into the first, as libuci does.
 			if !s.Anonymous {
-				if prev := f.Section(s.Name); prev != nil {
+				if prev := named[s.Name]; prev != nil {
 					if prev.Type != s.Type {
 						return nil, errf("config %s %q: section already defined with type %s at line %d", s.Type, s.Name, prev.Type, prev.Line)
 					}
@@ -102,6 +105,9 @@ func Parse(name string, data []byte) (*File, error) {
 				}
 			}
 			f.Sections = append(f.Sections, s)
+			if !s.Anonymous {
+				named[s.Name] = s
+			}
 			cur = s
 		case "option", "list":
 			if cur == nil {
