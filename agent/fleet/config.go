@@ -33,6 +33,9 @@ type Config struct {
 	// (`fleet sim`): at most cap(Gate) of them handshake at once, as a
 	// real fleet's boots are spread out. nil on a device.
 	Gate chan struct{}
+	// Verified, when set, is a verification cache shared by sessions in
+	// one process (`fleet sim`); nil on a device.
+	Verified *VerifyCache
 }
 
 func (c *Config) setDefaults() error {

@@ -6,9 +6,9 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -174,4 +174,45 @@ func EncodeKeyPair(key ed25519.PrivateKey) (priv, pub []byte, err error) {
 		pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pder}), nil
 }
 
-var errNoKey = errors.New("no signing key")
+// VerifyCache remembers verified messages by their sha256, for sessions
+// that share one process (`fleet sim`): N simulated devices receiving the
+// same signed group document verify it once, as N real devices would each
+// verify it on their own CPU, in parallel. A device has one session and
+// no cache. Only successes are kept; the key set is part of the key.
+type VerifyCache struct {
+	mu sync.Mutex
+	ok map[[32]byte][]byte
+}
+
+// NewVerifyCache returns an empty cache.
+func NewVerifyCache() *VerifyCache { return &VerifyCache{ok: map[[32]byte][]byte{}} }
+
+func (c *VerifyCache) open(b []byte, ctype string, keys []ed25519.PublicKey) ([]byte, error) {
+	if c == nil {
+		return Open(b, ctype, keys)
+	}
+	h := sha256.New()
+	h.Write([]byte(ctype))
+	for _, k := range keys {
+		h.Write(k)
+	}
+	h.Write(b)
+	var sum [32]byte
+	h.Sum(sum[:0])
+	c.mu.Lock()
+	p, hit := c.ok[sum]
+	c.mu.Unlock()
+	if hit {
+		return p, nil
+	}
+	p, err := Open(b, ctype, keys)
+	if err == nil {
+		c.mu.Lock()
+		if len(c.ok) > 1024 {
+			clear(c.ok)
+		}
+		c.ok[sum] = p
+		c.mu.Unlock()
+	}
+	return p, err
+}

@@ -46,7 +46,7 @@ func (s *Session) openDesired(scope string, b []byte) (*Desired, error) {
 	if len(b) > MaxDesiredSize {
 		return nil, &Error{Code: CodeTooLarge, Msg: fmt.Sprintf("%d bytes, limit %d", len(b), MaxDesiredSize)}
 	}
-	p, err := Open(b, CtypeDesired, s.cfg.Keys)
+	p, err := s.cfg.Verified.open(b, CtypeDesired, s.cfg.Keys)
 	if err != nil {
 		return nil, err
 	}

@@ -54,6 +54,7 @@ func StartSim(ctx context.Context, sc SimConfig) (*Sim, error) {
 		sc.Handshakes = 64
 	}
 	gate := make(chan struct{}, sc.Handshakes)
+	verified := NewVerifyCache()
 	models := []string{"GL.iNet GL-MT6000", "Linksys E8450", "TP-Link Archer C7 v5", "Netgear R7800"}
 	arches := []string{"aarch64_cortex-a53", "aarch64_cortex-a53", "mips_24kc", "arm_cortex-a15_neon-vfpv4"}
 	for n := 0; n < sc.Devices; n++ {
@@ -70,7 +71,7 @@ func StartSim(ctx context.Context, sc SimConfig) (*Sim, error) {
 			Brokers: brokers, DeviceID: fmt.Sprintf("%s%d", sc.Prefix, n), Groups: groups, Keys: sc.Keys,
 			Heartbeat: sc.Heartbeat.Heartbeat, Debounce: sc.Heartbeat.Debounce, KeepAlive: sc.Heartbeat.KeepAlive,
 			QueueSize: sc.Heartbeat.QueueSize, Backoff: sc.Backoff, TLS: sc.TLS,
-			Username: sc.Username, Password: sc.Password, Version: "sim", Gate: gate,
+			Username: sc.Username, Password: sc.Password, Version: "sim", Gate: gate, Verified: verified,
 		}, a)
 		if err != nil {
 			return nil, err
