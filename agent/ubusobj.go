@@ -97,7 +97,9 @@ func (u *UbusService) run(ctx context.Context) {
 	defer cancel()
 	stop := context.AfterFunc(u.a.ctx, cancel)
 	defer stop()
-	// Events from now on; they queue (bounded) until the object is up.
+	// Events from now on: those of a first dial that succeeds (Init's
+	// adopt and start) wait in the channel; while ubusd is absent they are
+	// dropped.
 	_, events := u.a.Subscribe(ctx, u.a.events.lastSeq())
 	c := u.connect(ctx, events)
 	if c == nil {
