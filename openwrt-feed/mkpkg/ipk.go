@@ -73,12 +73,11 @@ func control(tg target, version string, installedSize int, epoch time.Time) stri
 	field("Maintainer", pkgMaintainer)
 	field("Architecture", tg.arch)
 	field("Installed-Size", fmt.Sprint(installedSize))
+	// package-pack.mk: printf "Description: "; echo "$DESCRIPTION" |
+	// sed 's,^[[:space:]]*, ,' — every line, the first too, gets one space.
 	b.WriteString("Description: ")
-	for i, l := range strings.Split(pkgDescription, "\n") {
-		if i > 0 {
-			b.WriteString(" ")
-		}
-		b.WriteString(l + "\n")
+	for _, l := range strings.Split(pkgDescription, "\n") {
+		b.WriteString(" " + l + "\n")
 	}
 	return b.String()
 }

@@ -197,7 +197,9 @@ func checkIPK(t *testing.T, path, arch, bin string) {
 			t.Errorf("control %s: %q, want %q", k, fields[k], v)
 		}
 	}
-	if !strings.HasPrefix(fields["Description"], "Containers on OpenWrt routers.") || !strings.Contains(fields["Description"], "\n ") {
+	// As package-pack.mk writes it: "Description:  first line" (two
+	// spaces), continuation lines indented by one space.
+	if !strings.HasPrefix(fields["Description"], " Containers on OpenWrt routers.") || !strings.Contains(fields["Description"], "\n ") {
 		t.Errorf("control Description %q: want a summary line and indented continuation lines", fields["Description"])
 	}
 	if len(fields) != len(want)+1 {
