@@ -568,3 +568,27 @@ func TestUbusEveryArgumentMistyped(t *testing.T) {
 	}
 	t.Logf("%d mistyped arguments refused", n)
 }
+
+// logs answers with the end of the output, cut at a line, as valid text.
+func TestUbusLogsBounded(t *testing.T) {
+	e := newUbusEnv(t, "", nil)
+	e.mustCall("create", map[string]any{"name": "chatty", "image": "busybox"})
+	var b strings.Builder
+	for i := 0; b.Len() < 3*ubusLogMax; i++ {
+		b.WriteString("line " + strconv.Itoa(i) + " " + strings.Repeat("x", 70) + "\n")
+	}
+	b.WriteString("bad bytes \x00\xff\xfe end\n")
+	if err := os.WriteFile(e.a.logPath("chatty"), []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := e.mustCall("logs", map[string]any{"name": "chatty"})
+	log := str(r["log"])
+	if len(log) > ubusLogMax || len(log) < ubusLogMax/2 || r["truncated"] != true || !strings.HasPrefix(log, "line ") ||
+		!strings.HasSuffix(log, "bad bytes \uFFFD\uFFFD end\n") {
+		t.Errorf("logs: %d bytes, truncated %v, starts %q, ends %q", len(log), r["truncated"], log[:min(20, len(log))], log[max(0, len(log)-30):])
+	}
+	r = e.mustCall("logs", map[string]any{"name": "chatty", "tail": 2})
+	if l := str(r["log"]); !strings.HasSuffix(l, "end\n") || strings.Count(l, "\n") != 2 || r["truncated"] != nil {
+		t.Errorf("tail 2: %q %v", l, r)
+	}
+}
