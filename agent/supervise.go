@@ -317,7 +317,9 @@ func (a *Agent) onExit(c *ctr, gen uint64, exit *ExitInfo) {
 		c.restartTimer = a.clock.AfterFunc(d, func() { a.goroutine(func() { a.supervisedStart(c, g) }) })
 		evs = append(evs, Event{Type: EvRestart, Container: c.name, Msg: fmt.Sprintf("restart %d in %s (%s)", c.restarts, d, policy)})
 	case stopped:
-		c.want = false
+		if !a.closing {
+			c.want = false
+		}
 		a.setStateLocked(c, StateStopped, "")
 	default:
 		if policy.Mode == RestartOnFailure && exit.Failed() {
@@ -368,9 +370,13 @@ func (a *Agent) supervisedStart(c *ctr, gen uint64) {
 
 // stopCtr stops c's running instance: its stop signal, then SIGKILL after
 // timeout. user: asked through the API (unless-stopped remembers it).
+// During Shutdown what c wants is kept, so the next agent (procd restart,
+// upgrade) starts it again.
 func (a *Agent) stopCtr(ctx context.Context, c *ctr, timeout time.Duration, user bool) error {
 	a.mu.Lock()
-	c.want = false
+	if !a.closing {
+		c.want = false
+	}
 	if user {
 		c.userStopped = true
 		a.dirty = true

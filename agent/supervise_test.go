@@ -250,6 +250,17 @@ config container db
 			t.Errorf("%s: %s", n, s)
 		}
 	}
+	// a graceful agent stop is not a user stop: the next agent starts them
+	a2 := New(Options{ConfigPath: e.dir + "/otok", StateDir: e.dir + "/state", Runtime: rt, Store: fakeStore{}, Clock: e.clock, Log: e.a.log})
+	a2.Load()
+	if _, err := a2.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer a2.Close()
+	e2 := &testEnv{t: t, a: a2, rt: rt, clock: e.clock}
+	for _, n := range []string{"db", "cache", "app"} {
+		e2.waitState(n, StateRunning)
+	}
 }
 
 func TestStopTimeoutKills(t *testing.T) {

@@ -160,6 +160,11 @@ func TestSIGTERMStopsInReverseDependencyOrder(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(w.state, "containers")); len(ents) != 0 {
 		t.Errorf("containers left in the runtime: %v", ents)
 	}
+	// service restart: the next agent starts them all again
+	w.start()
+	for _, n := range []string{"db", "app", "front"} {
+		w.waitState(n, agent.StateRunning, 10*time.Second)
+	}
 }
 
 func TestHealthCheckUnhealthyRestarts(t *testing.T) {
