@@ -29,10 +29,9 @@ type execConfig struct {
 // Exec starts p in a running container: it joins the container's cgroup
 // and namespaces (from a dedicated locked thread), then re-execs otok as
 // the exec stage, which drops to the container's privileges and execs p.
-// In a user-namespace container the process is not in the user namespace
-// (a multi-threaded Go process cannot join one); it runs as the host ids
-// its container ids map to, without capabilities. The caller waits on the
-// returned command.
+// For a user-namespace container the thread forks first (forkIntoUserNS):
+// only a single-threaded process can join a user namespace. The caller
+// waits on the returned command (Wait only: it is already started).
 func (r *Runtime) Exec(ctx context.Context, name string, p Process, io IO) (*exec.Cmd, error) {
 	s, err := r.State(name)
 	if err != nil {
@@ -52,8 +51,8 @@ func (r *Runtime) Exec(ctx context.Context, name string, p Process, io IO) (*exe
 		Name: name, Process: p, Caps: caps, LastCap: lastCap(),
 		Seccomp:      !s.Spec.Privileged && !s.Spec.NoSeccomp,
 		SeccompAdmin: caps&(1<<unix.CAP_SYS_ADMIN) != 0,
-		NoNewPrivs:   !s.Spec.Privileged, UserNS: s.Spec.UserNS,
-		Hostname: s.Spec.Hostname, System: s.Spec.System,
+		NoNewPrivs:   !s.Spec.Privileged,
+		Hostname:     s.Spec.Hostname, System: s.Spec.System,
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname = name
@@ -79,6 +78,7 @@ func (r *Runtime) Exec(ctx context.Context, name string, p Process, io IO) (*exe
 	// Join from a thread that is thrown away afterwards: its namespaces
 	// and cgroup are no longer the host's.
 	errc := make(chan error, 1)
+	var proc *os.Process
 	go func() {
 		lockThread()
 		fd, err := cg.joinThread()
@@ -91,19 +91,39 @@ func (r *Runtime) Exec(ctx context.Context, name string, p Process, io IO) (*exe
 			cmd.SysProcAttr.UseCgroupFD = true
 			cmd.SysProcAttr.CgroupFD = fd
 		}
+		// The user namespace is joined by a forked child (below); open
+		// it while /proc is still the host's.
+		ufd := -1
+		if s.Spec.UserNS != nil {
+			if ufd, err = unix.Open(fmt.Sprintf("/proc/%d/ns/user", s.Pid), unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+				errc <- err
+				return
+			}
+			defer unix.Close(ufd)
+		}
 		if err := joinNamespaces(s.Pid); err != nil {
 			errc <- fmt.Errorf("container %s: %w", name, err)
 			return
 		}
-		errc <- cmd.Start()
+		if s.Spec.UserNS == nil {
+			err := cmd.Start()
+			if err == nil {
+				proc = cmd.Process
+			}
+			errc <- err
+			return
+		}
+		proc, err = forkIntoUserNS(ufd, r.ExecArgs, []*os.File{io.Stdin, io.Stdout, io.Stderr, cfgR}, p.Terminal)
+		cmd.Process = proc
+		errc <- err
 	}()
 	if err := <-errc; err != nil {
 		return nil, fmt.Errorf("container %s: exec: %w", name, err)
 	}
 	cfgR.Close()
 	if err := json.NewEncoder(cfgW).Encode(&cfg); err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
+		proc.Kill()
+		proc.Wait()
 		return nil, fmt.Errorf("container %s: exec: send config: %w", name, err)
 	}
 	cfgW.Close()

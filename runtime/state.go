@@ -111,6 +111,15 @@ func (r *Runtime) State(name string) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The init just exited and its parent (a monitor) is recording the
+	// exit: give it a moment rather than report an unknown exit.
+	for i := 0; i < 40 && s.Status != StatusStopped && !s.alive() &&
+		s.ParentPid > 0 && s.ParentPid != os.Getpid() && pidAlive(s.ParentPid, 0); i++ {
+		time.Sleep(5 * time.Millisecond)
+		if s, err = r.load(name); err != nil {
+			return nil, err
+		}
+	}
 	if s.Status != StatusStopped && !s.alive() {
 		s.Status = StatusStopped
 		if s.ExitReason == "" {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"os"
-	"os/exec"
 	"strconv"
 	"syscall"
 
@@ -89,19 +88,23 @@ func runExec(ctx context.Context, e *env, args []string) error {
 		done = copyPty(master, in, e.stdout)
 	}
 	werr := cmd.Wait()
+	ps := cmd.ProcessState
+	if ps != nil {
+		werr = nil // a non-zero exit is reported through the code
+	}
 	if done != nil {
 		<-done
 	}
 	if term != nil {
 		term.restore()
 	}
-	if ee, ok := werr.(*exec.ExitError); ok {
-		if code := runtime.ExitCode(ee.Sys().(syscall.WaitStatus)); code != 0 {
-			return &exitError{code: code}
-		}
-		return nil
+	if werr != nil {
+		return werr
 	}
-	return werr
+	if code := runtime.ExitCode(ps.Sys().(syscall.WaitStatus)); code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -82,7 +82,7 @@ func TestIsolation(t *testing.T) {
 		want map[string]string
 	}{
 		{"default", []string{"--hostname", "box"}, map[string]string{
-			"pid": "1", "hostname": "box", "nprocs": "4", // sh, the $(…) subshell, ls and grep
+			"pid": "1", "hostname": "box",
 			"dev":    "fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero",
 			"CapEff": defaultMask, "CapBnd": defaultMask, "CapPrm": defaultMask, "CapInh": defaultMask,
 			"CapAmb": "0000000000000000", "Seccomp": "2", "NoNewPrivs": "1",
@@ -106,6 +106,10 @@ func TestIsolation(t *testing.T) {
 				t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 			}
 			got := kv(out)
+			// PID 1, the $(…) subshell, ls and grep at most: no host processes.
+			if n, _ := strconv.Atoi(got["nprocs"]); n < 2 || n > 4 {
+				t.Errorf("%d processes visible", n)
+			}
 			for k, want := range c.want {
 				if got[k] != want {
 					t.Errorf("%s = %q, want %q", k, got[k], want)
@@ -236,17 +240,16 @@ func TestUserNamespace(t *testing.T) {
 	if !strings.Contains(string(status), want) {
 		t.Fatalf("container root on the host is not uid %d:\n%s", runtime.DefaultUserNSBase, status)
 	}
-	// exec'd processes join every namespace but the user namespace (see
-	// runtime/doc.go) and run as the host id container root maps to.
-	out = e.must("exec", "uns", "sh", "-c", "echo uid=$(id -u); echo mnt=$(readlink /proc/self/ns/mnt); echo pid=$(readlink /proc/self/ns/pid)")
+	// exec'd processes join every namespace, the user namespace too.
+	out = e.must("exec", "uns", "sh", "-c", "echo uid=$(id -u); echo mnt=$(readlink /proc/self/ns/mnt); echo pid=$(readlink /proc/self/ns/pid); echo user=$(readlink /proc/self/ns/user); grep CapEff /proc/self/status | tr -d '\t' | sed 's/:/=/'")
 	got := kv(out)
-	for _, ns := range []string{"mnt", "pid"} {
+	for _, ns := range []string{"mnt", "pid", "user"} {
 		want, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", e.pid("uns"), ns))
 		if got[ns] != want {
 			t.Errorf("exec in userns container: %s ns %q, init's %q", ns, got[ns], want)
 		}
 	}
-	if got["uid"] != fmt.Sprint(runtime.DefaultUserNSBase) {
+	if got["uid"] != "0" || got["CapEff"] != capMask(runtime.DefaultCaps) {
 		t.Errorf("exec in userns container: %q", out)
 	}
 }
