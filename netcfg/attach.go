@@ -182,8 +182,10 @@ func Attach(ctx context.Context, cfg Config) (*Record, error) {
 	if err != nil {
 		return nil, invalid(err)
 	}
-	if pinned := bindNetNS(cfg.StateDir, cfg.Container, cfg.NetNS); pinned != "" {
-		rec.NetNS = pinned
+	if sp.Mode != ModeNone { // none has nothing to release or remove later
+		if pinned := bindNetNS(cfg.StateDir, cfg.Container, cfg.NetNS); pinned != "" {
+			rec.NetNS = pinned
+		}
 	}
 	if err := saveRecord(cfg.StateDir, rec); err != nil {
 		if isNSFile(cfg.StateDir, rec.NetNS) {

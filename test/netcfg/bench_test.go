@@ -82,7 +82,7 @@ ip -n $R link del otok0`},
 		return d[len(d)/2]
 	}
 	var table strings.Builder
-	fmt.Fprintf(&table, "%-20s %12s %12s %7s   (median of %d, setup+teardown)\n", "mode", "netcfg", "ip script", "ratio", n)
+	fmt.Fprintf(&table, "%-20s %12s %12s %9s   (median of %d, setup+teardown)\n", "mode", "netcfg", "ip script", "ip÷netcfg", n)
 	for _, m := range modes {
 		if m.publish != "" {
 			if _, err := exec.LookPath("nft"); err != nil {
