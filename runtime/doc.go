@@ -12,15 +12,27 @@
 // Create re-execs /proc/self/exe (Runtime.InitArgs, `otok init`) with
 // Cloneflags for the mount, pid, uts, ipc, cgroup and (unless host/path)
 // net namespaces, plus user with --userns. The spec travels over a pipe
-// (fd 3). The init stage builds the root (overlay of the image and a
-// size-capped tmpfs, or the image read-only), /proc, /sys, a tmpfs /dev
-// with an allow-list of nodes, devpts, shm, mqueue, cgroups and volumes,
-// pivots, masks kernel paths, reports "ready" on fd 4 and blocks opening
-// the start fifo <root>/containers/<name>/start.fifo for writing. Start (in
-// any process) opens the fifo, which lets the init drop privileges
-// (setuid, capabilities, no_new_privs, seccomp, on every thread) and exec
-// the user process as PID 1 — or otok's reaper (Process.Init) with the
-// user process as its child.
+// (fd 3). On cgroup v2 the init is cloned straight into its cgroup
+// (CLONE_INTO_CGROUP); on v1 the parent moves it while the init's Go
+// runtime starts, and the init unshares its cgroup namespace afterwards,
+// so the container sees its own cgroup as the root. v1 migrations cost an
+// RCU grace period per hierarchy, so a container joins only memory and
+// pids, plus cpu/cpuacct with CPU limits and devices when it could create
+// device nodes.
+//
+// The init stage mounts a size-capped tmpfs over <state>/containers in its
+// private mount namespace (holding the overlay's upper and work dirs and
+// the root mount point: no host directory of the container becomes a
+// mount point, so rm never waits for a namespace teardown), builds the
+// root (overlay of the image and that tmpfs, or the image read-only),
+// /proc, /sys read-only, a tmpfs /dev with an allow-list of nodes, devpts,
+// shm, mqueue, the container's cgroups read-only and volumes, pivots,
+// masks kernel paths, checks the command exists, reports "ready" on fd 4
+// and blocks opening the start fifo <state>/containers/<name>/start.fifo
+// for writing. Start (in any process) opens the fifo, which lets the init
+// drop privileges (bounding set, setuid, capability sets, no_new_privs,
+// seccomp — on the thread that execs) and exec the user process as PID 1,
+// or otok's reaper (Process.Init) with the user process as its child.
 //
 // The process that called Create is the init's parent and the only one
 // that can Wait for its exit status. Without the agent, `otok run -d`
@@ -33,15 +45,22 @@
 // locked OS thread (unshare(CLONE_FS) first, so setns into the mount
 // namespace is allowed), then forks `otok` again as the exec stage, which
 // is inside the container's pid namespace and drops privileges before
-// exec. A user namespace cannot be joined by a multi-threaded process: in
-// a --userns container an exec'd process runs with the host ids its
-// container ids map to and no capabilities.
+// exec. A multi-threaded process cannot join a user namespace: for a
+// --userns container the thread raw-forks a single-threaded child that
+// does setns(CLONE_NEWUSER), becomes the namespace's root and execs the
+// exec stage (forkIntoUserNS). The binary must be built with
+// CGO_ENABLED=0 (as the Makefile does): with cgo, exec of /proc/self/exe
+// after setns fails.
 //
 // # Defaults
 //
 // Capabilities: DefaultCaps. Seccomp: SeccompFilter (deny list, EPERM).
 // User namespaces: container ids 0..65535 map to host ids
-// DefaultUserNSBase (100000) .. 165535. --privileged grants every
+// DefaultUserNSBase (100000) .. 165535. The image's files (owned by host
+// root) appear as nobody; /tmp and /run are tmpfs, and directories of the
+// image cannot be copied up (EOVERFLOW) — write to volumes or tmpfs. The
+// state directory must be searchable by the mapped root (otok adds o+x to
+// its own directories). --privileged grants every
 // capability, disables seccomp, masked and read-only paths and makes /sys
 // writable: it gives the container the host.
 //
