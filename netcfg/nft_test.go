@@ -76,3 +76,17 @@ func TestNftRuleShape(t *testing.T) {
 		t.Error("netipMask4")
 	}
 }
+
+// FuzzAttrString: the table-dump parser never panics or reads past its
+// input.
+func FuzzAttrString(f *testing.F) {
+	var a nlAttrs
+	a.str(unix.NFTA_TABLE_NAME, "otok-web")
+	f.Add([]byte(a))
+	f.Add([]byte{4, 0, 1, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if s, ok := attrString(b, unix.NFTA_TABLE_NAME); ok && len(s) > len(b) {
+			t.Fatal("name longer than input")
+		}
+	})
+}
