@@ -29,8 +29,8 @@ type Arch struct {
 // commonModules are what otok needs from a Debian kernel.
 var commonModules = []string{
 	"loop", "squashfs", "overlay", "veth", "macvlan", "ipvlan", "bridge",
-	"8021q", "dummy", "nf_tables", "nft_chain_nat", "nft_masq", "nft_ct",
-	"nf_nat", "nf_conntrack", "tun",
+	"8021q", "dummy", "nf_tables", "nft_chain_nat", "nft_nat", "nft_masq", "nft_ct",
+	"nft_redir", "nft_fib_ipv4", "nft_reject_ipv4", "nft_limit", "nf_nat", "nf_conntrack", "tun",
 }
 
 // Arches is the table of supported guests, in result order.

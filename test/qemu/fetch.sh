@@ -32,6 +32,7 @@ if [[ $arch == mips ]]; then
   echo "KVER=$kver"
   echo "MODDIR="
   echo "BUSYBOX="
+  echo "TOOLS="
   exit 0
 fi
 
@@ -140,7 +141,58 @@ if [[ ! -f $kdir/lib/modules/$kver/modules.dep ]]; then
 fi
 kernel=$(ls "$kdir"/boot/vmlinu[xz]-"$kver" 2>/dev/null | head -1)
 [[ -n $kernel ]] || infra "$kpkg has no /boot/vmlinu[xz]-$kver"
+# Host tools the system test packages call (ip netns, mksquashfs, dnsmasq,
+# nft, bash for test scripts): Debian's dynamically linked binaries with their libraries, unpacked
+# into one sysroot the guest gets as is. The library set is the recursive
+# Depends closure limited to lib*/zlib1g (no debconf, perl, pam users).
+tools_list="iproute2 squashfs-tools dnsmasq-base nftables bash libgcc-s1"
+tresolved=$cache/$arch.tools.resolved
+tdebs=()
+if [[ -f $tresolved ]] && [[ $(head -1 "$tresolved") == "$stamp $tools_list" ]]; then
+  while read -r sha deb; do
+    if echo "$sha  $deb" | sha256sum -c --quiet - >/dev/null 2>&1; then tdebs+=("$deb"); else tdebs=(); break; fi
+  done < <(tail -n +2 "$tresolved")
+fi
+if ((${#tdebs[@]} == 0)); then
+  mapfile -t tpkgs < <(apt-cache "${APT[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
+      --no-breaks --no-replaces --no-enhances $(printf "%s:$arch " $tools_list) 2>/dev/null |
+    grep -E "^(lib[^ <>]*|zlib1g|${tools_list// /|}):$arch\$" | sed "s/:$arch\$//" | sort -u)
+  ((${#tpkgs[@]} > 4)) || infra "cannot resolve the tools' dependencies"
+  # One apt-cache show for all: Filename and SHA256 of each candidate.
+  missing=()
+  while read -r pkg ver file sha; do
+    deb=$cache/debs/$(basename "$file")
+    if ! { [[ -f $deb ]] && echo "$sha  $deb" | sha256sum -c --quiet - >/dev/null 2>&1; }; then
+      rm -f "$deb"; missing+=("$pkg:$arch=$ver")
+    fi
+    tdebs+=("$deb"); echo "$sha $deb $pkg $ver" >>"$tresolved.tmp"
+  done < <(apt-cache "${APT[@]}" show --no-all-versions $(printf "%s:$arch " "${tpkgs[@]}") 2>/dev/null |
+           awk '/^Package:/{p=$2} /^Version:/{v=$2} /^Filename:/{f=$2} /^SHA256:/{s=$2}
+                /^$/{if(f!=""){print p, v, f, s}; f=""} END{if(f!="")print p, v, f, s}')
+  if ((${#missing[@]})); then
+    echo "fetch $arch: downloading ${#missing[@]} tool packages" >&2
+    (cd "$cache/debs" && apt-get "${APT[@]}" download "${missing[@]}" >"$apt_dir/download.log" 2>&1) ||
+      { rm -f "$tresolved.tmp"; tail -3 "$apt_dir/download.log" >&2; infra "download of the tool packages failed"; }
+  fi
+  while read -r sha deb pkg ver; do
+    # apt-get download writes the epoch's colon as %3a.
+    got=$cache/debs/${pkg}_${ver/:/%3a}_$(basename "$deb" .deb | rev | cut -d_ -f1 | rev).deb
+    [[ -f $deb || ! -f $got ]] || mv "$got" "$deb"
+    echo "$sha  $deb" | sha256sum -c --quiet - >/dev/null 2>&1 || { rm -f "$deb" "$tresolved.tmp"; infra "$deb: sha256 mismatch after download"; }
+  done <"$tresolved.tmp"
+  { echo "$stamp $tools_list"; cut -d' ' -f1,2 "$tresolved.tmp"; } >"$tresolved"; rm -f "$tresolved.tmp"
+fi
+tkey=$(printf '%s\n' "${tdebs[@]}" | sha256sum | cut -c1-16)
+tdir=$cache/$arch/tools-$tkey
+if [[ ! -f $tdir/.ok ]]; then
+  rm -rf "$cache/$arch"/tools-*; mkdir -p "$tdir"
+  for deb in "${tdebs[@]}"; do dpkg-deb -x "$deb" "$tdir"; done
+  rm -rf "$tdir"/usr/share "$tdir"/usr/include "$tdir"/etc/init.d "$tdir"/lib/systemd "$tdir"/usr/lib/*/pkgconfig
+  touch "$tdir/.ok"
+fi
+
 echo "KERNEL=$kernel"
 echo "KVER=$kver"
 echo "MODDIR=$kdir"
 echo "BUSYBOX=$bdir/bin/busybox"
+echo "TOOLS=$tdir"

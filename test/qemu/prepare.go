@@ -103,6 +103,11 @@ func Prepare(ctx context.Context, o PrepareOptions) (*Guest, error) {
 			return nil, err
 		}
 	}
+	if t := kv["TOOLS"]; t != "" {
+		if _, err := addTools(&ar, t); err != nil {
+			return nil, &InfraError{fmt.Errorf("%s: guest tools: %w", a.Name, err)}
+		}
+	}
 	if moddir := kv["MODDIR"]; moddir != "" {
 		mods, err := moduleOrder(ctx, moddir, g.KVer, a.Modules)
 		if err != nil {

@@ -133,3 +133,19 @@ func TestArchive(t *testing.T) {
 		t.Errorf("cpio -t = %v, want %v", got, want)
 	}
 }
+
+func TestAddTools(t *testing.T) {
+	root := t.TempDir()
+	// A fake sysroot: a script tool and a symlinked one.
+	for p, c := range map[string]string{"bin/ip": "#!/bin/sh\n", "usr/bin/mksquashfs": "#!/bin/sh\n"} {
+		_ = os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755)
+		_ = os.WriteFile(filepath.Join(root, p), []byte(c), 0o755)
+	}
+	_ = os.MkdirAll(filepath.Join(root, "sbin"), 0o755)
+	_ = os.Symlink("/bin/ip", filepath.Join(root, "sbin/tc"))
+	var ar Archive
+	n, err := addTools(&ar, root)
+	if err != nil || n != 3 || !ar.Has("/bin/ip") || !ar.Has("/sbin/tc") || !ar.Has("/usr/bin/mksquashfs") {
+		t.Fatalf("addTools = %d, %v", n, err)
+	}
+}
