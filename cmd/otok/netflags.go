@@ -130,6 +130,12 @@ func (o *netOpts) attach(ctx context.Context, e *env, container string, initPid 
 	if o.spec.Mode == netcfg.ModeHost {
 		return noop, nil
 	}
+	// The runtime just created this container, so no live one has its
+	// name: network state under that name is a leftover (an otok killed
+	// before it could detach). Clear it rather than refuse.
+	if err := netcfg.Detach(ctx, netStateDir(e), container); err != nil {
+		fmt.Fprintf(e.stderr, "otok: %v\n", err)
+	}
 	proc := fmt.Sprintf("/proc/%d", initPid)
 	hostname := container
 	if st, err := newRuntime(e).State(container); err == nil && st.Spec.Hostname != "" {
