@@ -162,3 +162,34 @@ func TestMutualTLS(t *testing.T) {
 		t.Log(m.Log())
 	}
 }
+
+// Username and password: the right ones connect, wrong ones and none are
+// refused by the broker.
+func TestPassword(t *testing.T) {
+	m := fleettest.StartMosquitto(t, fleettest.MosquittoOptions{Users: map[string]string{"dev1": "s3cret", "ctl": "ctlpw"}})
+	startDevice(t, fleet.Config{Brokers: []string{m.URL}, DeviceID: "dev1", Username: "dev1", Password: "s3cret"})
+	k := dial(t, fleet.ControllerConfig{Brokers: []string{m.URL}, Username: "ctl", Password: "ctlpw"})
+	waitFor(t, 5*time.Second, "online with a password", func() bool { return online(k, "dev1") })
+	for name, cfg := range map[string]fleet.Config{
+		"wrong password": {Brokers: []string{m.URL}, DeviceID: "dev2", Username: "dev1", Password: "nope"},
+		"anonymous":      {Brokers: []string{m.URL}, DeviceID: "dev3"},
+	} {
+		d := startDevice(t, cfg)
+		errs := make(chan string, 10)
+		d.s.Logf = func(f string, a ...any) {
+			select {
+			case errs <- fmt.Sprintf(f, a...):
+			default:
+			}
+		}
+		select {
+		case e := <-errs:
+			t.Logf("%s: %s", name, e)
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s: no connection error", name)
+		}
+		if d.s.Online() {
+			t.Errorf("%s: online", name)
+		}
+	}
+}

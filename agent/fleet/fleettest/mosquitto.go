@@ -38,6 +38,9 @@ type Mosquitto struct {
 type MosquittoOptions struct {
 	TLS bool   // add a listener with mutual TLS (client certificates required)
 	Dir string // for config, log and certificates (StartMosquitto: a test temp dir)
+	// Users, when set, turns anonymous access off and allows only these
+	// user names with their passwords (via mosquitto_passwd).
+	Users map[string]string
 	// Extra lines for mosquitto.conf.
 	Extra []string
 }
@@ -139,6 +142,20 @@ func Launch(o MosquittoOptions) (*Mosquitto, error) {
 			"require_certificate true",
 			"use_identity_as_username true",
 		)
+	}
+	if len(o.Users) > 0 {
+		pw := filepath.Join(m.dir, "passwd")
+		for u, p := range o.Users {
+			args := []string{"-b", pw, u, p}
+			if _, err := os.Stat(pw); err != nil {
+				args = append([]string{"-c"}, args...)
+			}
+			if out, err := exec.Command("mosquitto_passwd", args...).CombinedOutput(); err != nil {
+				return nil, fmt.Errorf("mosquitto_passwd: %v: %s", err, out)
+			}
+		}
+		conf[1] = "allow_anonymous false"
+		conf = append(conf, "password_file "+pw)
 	}
 	conf = append(conf, o.Extra...)
 	m.conf = filepath.Join(m.dir, "mosquitto.conf")
