@@ -101,3 +101,38 @@ func LinkNames(nsPath string) ([]string, error) {
 	}
 	return names, nil
 }
+
+// Bridge is a bridge of the host namespace and its member links, for
+// `otok net ls`.
+type Bridge struct {
+	Name    string   `json:"name"`
+	Members []string `json:"members"`
+	Otok    bool     `json:"otok,omitempty"` // otok0, made by otok
+}
+
+// Bridges lists the bridges of a namespace ("" = the caller's).
+func Bridges(nsPath string) ([]Bridge, error) {
+	n, err := openNS(nsPath)
+	if err != nil {
+		return nil, err
+	}
+	defer n.Close()
+	links, err := n.h.LinkList()
+	if err != nil {
+		return nil, err
+	}
+	idx := map[int]int{}
+	var out []Bridge
+	for _, l := range links {
+		if l.Type() == "bridge" {
+			idx[l.Attrs().Index] = len(out)
+			out = append(out, Bridge{Name: l.Attrs().Name, Otok: l.Attrs().Alias == tagBridge, Members: []string{}})
+		}
+	}
+	for _, l := range links {
+		if i, ok := idx[l.Attrs().MasterIndex]; ok && l.Attrs().MasterIndex != 0 {
+			out[i].Members = append(out[i].Members, l.Attrs().Name)
+		}
+	}
+	return out, nil
+}

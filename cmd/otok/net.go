@@ -63,6 +63,7 @@ func netPrune(ctx context.Context, e *env) error {
 
 type netListing struct {
 	Ports      []board.Port     `json:"ports"`
+	Bridges    []netcfg.Bridge  `json:"bridges"`
 	Containers []*netcfg.Record `json:"containers"`
 }
 
@@ -74,6 +75,7 @@ func netList(e *env, asJSON bool) error {
 	}
 	links, _ := netcfg.LinkNames("")
 	out.Ports = b.Ports(links)
+	out.Bridges, _ = netcfg.Bridges("")
 	recs, rerr := netcfg.Records(netStateDir(e))
 	out.Containers = recs
 	if asJSON {
@@ -89,6 +91,17 @@ func netList(e *env, asJSON bool) error {
 		fmt.Fprintln(w, "PORT\tDEVICE\tROLE")
 		for _, p := range out.Ports {
 			fmt.Fprintf(w, "%s\t%s\t%s\n", p.Name, p.Device, p.Role)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(out.Bridges) > 0 {
+		fmt.Fprintln(w, "BRIDGE\tMEMBERS")
+		for _, br := range out.Bridges {
+			name := br.Name
+			if br.Otok {
+				name += " (otok, NAT)"
+			}
+			fmt.Fprintf(w, "%s\t%s\n", name, orDash(strings.Join(br.Members, " ")))
 		}
 		fmt.Fprintln(w)
 	}
