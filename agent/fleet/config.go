@@ -29,6 +29,11 @@ type Config struct {
 	Password  string        // [option password]
 	TLS       *tls.Config   // from [option ca, cert, key]; nil for tcp:// brokers
 	Version   string        // agent version for the status document
+	// VersionsFile keeps the highest desired version accepted per scope
+	// (a few bytes, rewritten only when a new version is accepted), so a
+	// replayed older document is refused after an agent restart or a
+	// reboot too. "" keeps them in RAM only.
+	VersionsFile string
 	// Gate, when set, is a semaphore shared by sessions in one process
 	// (`fleet sim`): at most cap(Gate) of them handshake at once, as a
 	// real fleet's boots are spread out. nil on a device.

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -67,7 +68,18 @@ func (s *Session) openDesired(scope string, b []byte) (*Desired, error) {
 			return nil, &Error{Code: CodeReplay, Msg: fmt.Sprintf("version %d is older than %d, already accepted", d.Version, cur.Version)}
 		}
 	}
+	if floor := s.floor[scope]; d.Version <= floor && s.docs[scope] == nil {
+		// After a restart: the retained document of the version we had
+		// reached is applied again; older ones are replays.
+		if d.Version < floor {
+			return nil, &Error{Code: CodeReplay, Msg: fmt.Sprintf("version %d is older than %d, accepted before", d.Version, floor)}
+		}
+	}
 	s.docs[scope] = d
+	if d.Version > s.floor[scope] {
+		s.floor[scope] = d.Version
+		s.saveVersionsLocked()
+	}
 	r := s.reached[scope]
 	r.Applying = d.Version
 	s.reached[scope] = r
@@ -165,4 +177,54 @@ func (s *Session) applyOnce(ctx context.Context) {
 	}
 	s.dmu.Unlock()
 	s.markDirty()
+}
+
+// loadVersions reads VersionsFile (scope → version, CBOR).
+func (s *Session) loadVersions() {
+	s.floor = map[string]uint64{}
+	if s.cfg.VersionsFile == "" {
+		return
+	}
+	b, err := os.ReadFile(s.cfg.VersionsFile)
+	if err != nil || len(b) > 64<<10 {
+		return
+	}
+	var m map[string]uint64
+	if decMode.Unmarshal(b, &m) == nil {
+		for k, v := range m {
+			if scopeRE.MatchString(k) {
+				s.floor[k] = v
+			}
+		}
+	}
+}
+
+// saveVersionsLocked writes VersionsFile atomically (dmu held).
+func (s *Session) saveVersionsLocked() {
+	if s.cfg.VersionsFile == "" {
+		return
+	}
+	b, err := encMode.Marshal(s.floor)
+	if err != nil {
+		return
+	}
+	tmp := s.cfg.VersionsFile + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		s.Logf("fleet %s: versions: %v", s.cfg.DeviceID, err)
+		return
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, s.cfg.VersionsFile)
+	}
+	if err != nil {
+		s.Logf("fleet %s: versions: %v", s.cfg.DeviceID, err)
+	}
 }

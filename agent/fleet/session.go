@@ -37,6 +37,7 @@ type Session struct {
 
 	dmu     sync.Mutex
 	docs    map[string]*Desired // scope → last accepted document
+	floor   map[string]uint64   // scope → highest version ever accepted (VersionsFile)
 	reached map[string]Reached  // scope → what was reached
 	applyCh chan struct{}       // 1-buffered: docs changed
 
@@ -76,6 +77,7 @@ func NewSession(cfg Config, a Agent) (*Session, error) {
 	// The birth sequence starts from the clock so that it keeps growing
 	// across agent restarts without writing to flash.
 	s.bdseq.Store(uint64(time.Now().UnixMilli()))
+	s.loadVersions()
 	return s, nil
 }
 
@@ -319,6 +321,14 @@ func (s *Session) publish(ctx context.Context, l *link, leaf string, retained bo
 // route dispatches an incoming message (paho calls it on its own goroutine
 // per message, as order does not matter).
 func (s *Session) route(l *link, m mqtt.Message) {
+	defer func() {
+		// Nothing a message carries may take the agent down: a decoder
+		// bug becomes an event, and the last good state stays.
+		if p := recover(); p != nil {
+			s.Logf("fleet %s: message on %s: panic: %v", s.cfg.DeviceID, m.Topic(), p)
+			s.emit(Event{Kind: "error", Msg: truncate(fmt.Sprintf("message on %s: internal error: %v", m.Topic(), p), 512)})
+		}
+	}()
 	id := s.cfg.DeviceID
 	switch t := m.Topic(); t {
 	case DevTopic(id, "cmd"):
