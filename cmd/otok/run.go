@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"syscall"
 
+	goruntime "runtime"
+
 	"github.com/otok/otok/flash"
 	"github.com/otok/otok/runtime"
 )
@@ -166,6 +168,10 @@ func runCreate(ctx context.Context, e *env, args []string) error {
 }
 
 func runRun(ctx context.Context, e *env, args []string) error {
+	// `run` is a sequence of waits on the kernel and the init stage; one
+	// P avoids waking idle threads on every handoff (measurably faster
+	// starts on a loaded 2-core router).
+	goruntime.GOMAXPROCS(1)
 	p, err := prepareContainer(ctx, e, commands["run"], args)
 	if err != nil {
 		return err
