@@ -55,17 +55,40 @@ func (u *UbusService) ubusEventOf(e Event) (string, *ubusEvent) {
 	return UbusEventAgent, d
 }
 
-// forward sends the agent's events to ubus until ctx ends.
+// forward sends the agent's events to ubus until ctx ends, then what a
+// shutdown still says: the queued events and those that follow within
+// a short quiet time (a stopped container's exit is recorded just after
+// its stop returns), at most shutdownDrain.
 func (u *UbusService) forward(ctx context.Context, events <-chan Event) {
 	for {
 		select {
 		case <-ctx.Done():
+			u.drain(events)
 			return
-		case e, ok := <-events:
-			if !ok {
-				return
-			}
+		case e := <-events:
 			u.publish(ctx, e)
+		}
+	}
+}
+
+const (
+	drainQuiet    = 50 * time.Millisecond
+	shutdownDrain = 500 * time.Millisecond
+)
+
+func (u *UbusService) drain(events <-chan Event) {
+	if u.Client() == nil {
+		return
+	}
+	end := time.After(shutdownDrain)
+	for {
+		select {
+		case e := <-events:
+			u.publish(context.Background(), e)
+		case <-time.After(drainQuiet):
+			return
+		case <-end:
+			return
 		}
 	}
 }

@@ -97,10 +97,13 @@ func (u *UbusService) run(ctx context.Context) {
 	defer cancel()
 	stop := context.AfterFunc(u.a.ctx, cancel)
 	defer stop()
-	// Events from now on: those of a first dial that succeeds (Init's
-	// adopt and start) wait in the channel; while ubusd is absent they are
-	// dropped.
-	_, events := u.a.Subscribe(ctx, u.a.events.lastSeq())
+	// Events from now on, straight from the ring (not Agent.Subscribe,
+	// which stops relaying when the agent closes: the last events of a
+	// shutdown must still go out). Those of a first dial that succeeds
+	// (Init's adopt and start) wait in the channel; while ubusd is absent
+	// they are dropped.
+	_, events, unsub := u.a.events.subscribe(u.a.events.lastSeq())
+	defer unsub()
 	c := u.connect(ctx, events)
 	if c == nil {
 		return
@@ -143,11 +146,7 @@ func (u *UbusService) connect(ctx context.Context, events <-chan Event) *ubus.Cl
 			case <-ctx.Done():
 				t.Stop()
 				return nil
-			case _, ok := <-events:
-				if !ok {
-					t.Stop()
-					return nil
-				}
+			case <-events: // nobody to tell
 			case <-t.C:
 				waiting = false
 			}

@@ -465,7 +465,16 @@ func TestRunOverUbus(t *testing.T) {
 		"otok.container stop hello", "otok.container start crash", "otok.container remove hello", "otok.container remove crash"} {
 		w.waitFor(want, 5*time.Second, func() bool { _, ok := ev.has(want); return ok })
 	}
-	t.Logf("events:\n%s", ev)
+	// SIGTERM stops the agent's containers; the events of that still go
+	// out before the agent leaves the bus.
+	all := listen(t, c, "otok.*")
+	mustCall(t, c, "run", map[string]any{"name": "last", "image": img,
+		"command": []string{"/bin/sh", "-c", `trap "exit 0" TERM; while true; do sleep 0.1; done`}})
+	w.stop()
+	for _, want := range []string{"otok.agent agent-stop", "otok.container stop last", "otok.container exit last"} {
+		w.waitFor(want, 5*time.Second, func() bool { _, ok := all.has(want); return ok })
+	}
+	t.Logf("events:\n%s\n%s", ev, all)
 	if ents, _ := os.ReadDir(filepath.Join(w.state, "containers")); len(ents) != 0 {
 		t.Errorf("runtime state left: %v", ents)
 	}
