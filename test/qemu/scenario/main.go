@@ -18,6 +18,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -89,6 +91,7 @@ func (s *scenario) run() {
 	s.stepNeeds("network", []string{"run", "exec", "rm"}, true, s.network)
 	s.stepNeeds("macvlan-port", []string{"run", "exec", "rm"}, true, s.macvlanPort)
 	s.stepNeeds("agent", []string{"agent", "inspect"}, true, s.agentStart)
+	s.stepNeeds("fleet", []string{"agent"}, true, s.fleet)
 	s.stepNeeds("readopt", []string{"agent", "inspect"}, true, s.readopt)
 	s.stepNeeds("bench-run", []string{"run"}, true, s.benchRun)
 }
@@ -326,6 +329,9 @@ func (s *scenario) agentStart() (string, error) {
 	for i := 1; i <= nContainers; i++ {
 		fmt.Fprintf(&b, "config container 'c%d'\n\toption image '%s'\n\tlist command '/bin/toybox'\n\tlist command 'sleep'\n\tlist command '100000'\n\toption autostart '1'\n\toption restart 'always'\n\toption memory '16M'\n\n", i, image)
 	}
+	if broker := strings.TrimSpace(readFile("/job/fleet/broker")); broker != "" {
+		fmt.Fprintf(&b, "config fleet\n\tlist broker '%s'\n\toption device_id '%s'\n\n", broker, strings.TrimSpace(readFile("/job/fleet/device")))
+	}
 	_ = os.MkdirAll("/etc/config", 0o755)
 	if err := os.WriteFile(uciCfg, []byte(b.String()), 0o644); err != nil {
 		return "", err
@@ -355,6 +361,42 @@ func (s *scenario) startAgent() error {
 	s.agent = cmd
 	go func() { _ = cmd.Wait() }()
 	return nil
+}
+
+// fleet: the agent (config fleet in the UCI file) connects to a mosquitto
+// on the host (10.0.2.2 through qemu's user network); the host runs
+// `otok fleet status` and a command against this device and tells the
+// verdict back on a TCP port it opens when done.
+func (s *scenario) fleet() (string, error) {
+	if why := strings.TrimSpace(readFile("/job/fleet/missing")); why != "" {
+		return "", skipError(why)
+	}
+	if s.agent == nil {
+		return "", skipError("agent step did not start the agent")
+	}
+	done := strings.TrimSpace(readFile("/job/fleet/done"))
+	fmt.Printf("\n%sfleet-ready %s\n", marker, strings.TrimSpace(readFile("/job/fleet/device")))
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", done, time.Second)
+		if err != nil {
+			time.Sleep(500 * time.Millisecond)
+			continue
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b, _ := io.ReadAll(c)
+		c.Close()
+		verdict, detail, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
+		switch verdict {
+		case "ok":
+			return detail, nil
+		case "skip":
+			return "", skipError(strings.Trim(detail, "()"))
+		default:
+			return "", fmt.Errorf("host side: %s", detail)
+		}
+	}
+	return "", fmt.Errorf("no verdict from the host at %s within 3 min", done)
 }
 
 func (s *scenario) readopt() (string, error) {

@@ -240,6 +240,16 @@ func (d *driver) scenario(ctx context.Context, r *archRun) {
 		job.Files["/job/img/test.otok"] = img
 		job.Files["/job/img/test.pub"] = pub
 	}
+	device := "qemu-" + a.Name
+	fh, why := startFleetHost(d.hostOtok, dir, device)
+	if fh == nil {
+		job.Files["/job/fleet/missing"] = "\x00" + why
+	} else {
+		defer fh.stop()
+		job.Files["/job/fleet/broker"] = "\x00" + fmt.Sprintf("tcp://10.0.2.2:%d", fh.port)
+		job.Files["/job/fleet/done"] = "\x00" + fmt.Sprintf("10.0.2.2:%d", fh.donePort)
+		job.Files["/job/fleet/device"] = "\x00" + device
+	}
 	logf, _ := os.Create(filepath.Join(d.logs, "scenario-"+a.Name+".log"))
 	defer logf.Close()
 	var since []string // console lines since the last marker
@@ -265,6 +275,10 @@ func (d *driver) scenario(ctx context.Context, r *archRun) {
 				d.result(r, name, status, detail, false)
 			}
 			since = nil
+		case "fleet-ready":
+			if fh != nil {
+				go func() { fmt.Fprintln(logf, "host: fleet verdict:", fh.check(ctx)) }()
+			}
 		case "bench":
 			f := strings.Fields(m.Args)
 			if len(f) >= 2 {
