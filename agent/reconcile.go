@@ -194,8 +194,9 @@ func (a *Agent) launchStart(c *ctr) {
 		return
 	}
 	c.waiting = true
+	gen := c.gen
 	a.mu.Unlock()
-	a.goroutine(func() { a.startWhenReady(a.ctx, c) })
+	a.goroutine(func() { a.startWhenReady(a.ctx, c, gen) })
 }
 
 // startWhenReady waits until every dependency of c runs, then starts it.
@@ -203,10 +204,14 @@ func (a *Agent) launchStart(c *ctr) {
 // come (stopped, failed, missing): c is then "waiting" with the reason,
 // and the next change (a dependency starting, a reload, an image import)
 // tries again.
-func (a *Agent) startWhenReady(ctx context.Context, c *ctr) {
+//
+// gen is c's instance number when the start was asked for: if an instance
+// was started since (by the API or supervision), this start is stale and
+// does nothing, and a pending restart (backoff) is never cut short.
+func (a *Agent) startWhenReady(ctx context.Context, c *ctr, gen uint64) {
 	for {
 		a.mu.Lock()
-		if ctx.Err() != nil || a.closing || !c.want || c.spec == nil || c.running() {
+		if ctx.Err() != nil || a.closing || !c.want || c.spec == nil || c.running() || c.gen != gen || c.state == StateRestarting {
 			c.waiting = false
 			a.mu.Unlock()
 			return
