@@ -80,8 +80,8 @@ func (s Spec) Check() error {
 			return fmt.Errorf("network host: --dns does not apply (the container uses the host's resolver)")
 		}
 	case ModeBridge:
-		if !isOtokBridge(s.Bridge) && len(s.Publish) > 0 && !hasStatic4(s.Addrs) {
-			return fmt.Errorf("network %s: -p needs a static IPv4 --ip on this bridge (a DHCP address can change)", s)
+		if len(s.Publish) > 0 && !hasStatic4(s.Addrs) && (!isOtokBridge(s.Bridge) || s.wantsDHCP()) {
+			return fmt.Errorf("network %s: -p needs a static IPv4 --ip (or none on otok0): a DHCP address can change", s)
 		}
 	case ModeMacvlan:
 		if len(s.Publish) > 0 {

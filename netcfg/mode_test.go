@@ -175,6 +175,7 @@ func TestSpecCheck(t *testing.T) {
 		"--mac does not apply to ipvlan": spec("ipvlan:wan", func(s *Spec) { s.MAC = "02:00:00:00:00:01" }),
 		"ipvlan l3 does not pass":        spec("ipvlan:wan,l3", dhcp),
 		"needs a static IPv4":            spec("bridge:br-lan", pub),
+		"(or none on otok0)":             spec("bridge", func(s *Spec) { dhcp(s); pub(s) }),
 		"--dns does not apply":           spec("host", func(s *Spec) { s.DNS = append(s.DNS, []byte{1, 1, 1, 1}) }),
 		"host port given twice":          spec("bridge", func(s *Spec) { pub(s); s.Publish = append(s.Publish, s.Publish[0]) }),
 		"passthru":                       spec("macvlan:wan,passthru", func(s *Spec) { s.MAC = "02:00:00:00:00:01" }),

@@ -1,13 +1,16 @@
 package netcfg_test
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/otok/otok/netcfg"
 	"github.com/otok/otok/test/testimage"
@@ -166,4 +169,71 @@ func errorsAs(err error, target **exec.ExitError) bool {
 		*target = e
 	}
 	return ok
+}
+
+// kill -9 of otok mid-setup (blocked in DHCP) and of a running container,
+// then `otok net prune`: no otok links, nft tables, pinned namespaces or
+// records remain.
+func TestE2EKillThenPrune(t *testing.T) {
+	need(t)
+	r := newRouter(t)
+	img := testimage.Build(t, t.TempDir())
+	state := t.TempDir()
+	netDir := filepath.Join(state, "net")
+	t.Cleanup(func() { // the runtime's part: containers and image mounts
+		r.otok(t, state, "rm", "-f", "c1")
+		r.otok(t, state, "rm", "-f", "c2")
+		r.otok(t, state, "gc")
+	})
+	if out, err := r.otok(t, state, "run", "-d", "--name", "c1", "--net", "bridge", "-p", "8095:80", img, "sleep", "600"); err != nil {
+		t.Fatalf("run -d: %v\n%s", err, out)
+	}
+	// c2 waits for a DHCP server that does not exist.
+	cmd := exec.Command("nsenter", "--net="+nsPath(r.ns), otok(t), "--state", state, "run", "--name", "c2",
+		"--net", "macvlan:lan2", "--ip", "dhcp", img, "true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if rec, err := netcfg.LoadRecord(netDir, "c2"); err == nil && rec.Complete {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("c2 never reached DHCP")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	// c1's container dies too (its pid from the runtime's state).
+	var st struct{ Pid int }
+	if b, err := os.ReadFile(filepath.Join(state, "containers", "c1", "state.json")); err == nil {
+		json.Unmarshal(b, &st)
+	}
+	if st.Pid <= 1 {
+		t.Fatal("no pid for c1")
+	}
+	syscall.Kill(st.Pid, syscall.SIGKILL)
+	time.Sleep(300 * time.Millisecond)
+
+	if out, err := r.otok(t, state, "net", "prune"); err != nil {
+		t.Fatalf("net prune: %v\n%s", err, out)
+	}
+	if recs, _ := netcfg.Records(netDir); len(recs) != 0 {
+		t.Errorf("records after prune: %d", len(recs))
+	}
+	if ns, _ := filepath.Glob(filepath.Join(netDir, "*.netns")); len(ns) != 0 {
+		t.Errorf("pinned namespaces after prune: %v", ns)
+	}
+	if mi := readFile(t, "/proc/self/mountinfo"); strings.Contains(mi, netDir) {
+		t.Error("namespace still mounted after prune")
+	}
+	if l := links(t, r.ns); strings.Contains(l, "otok") || strings.Contains(l, "otk") {
+		t.Errorf("otok links after prune:\n%s", l)
+	}
+	if tb := nftTables(t, r.ns); strings.Contains(tb, "otok") {
+		t.Errorf("nft tables after prune: %q", tb)
+	}
 }
