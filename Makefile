@@ -16,7 +16,7 @@ SIZE_LIMIT_MIPSLE ?= 8000000
 
 export CGO_ENABLED=0
 
-.PHONY: help build cross size test deps vet unit unit-qemu system bench demo fuzz clean ipk apk test-qemu
+.PHONY: help build cross size test deps vet unit unit-qemu system bench demo fuzz clean ipk apk test-qemu security-report
 
 help:
 	@echo "make build      host binary in $(DIST)/otok"
@@ -25,6 +25,7 @@ help:
 	@echo "make test       deps + vet + unit tests (native, mips, arm under qemu-user) + system tests"
 	@echo "make bench      every benchmark, one table"
 	@echo "make test-qemu  otok on emulated routers (mipsel mips armhf arm64; QEMU_ARCHES=, QEMU_PKGS=)"
+	@echo "make security-report  escape probes, hostile inputs, kill -9 faults, fuzz pass -> test/security/REPORT.md (FUZZTIME=60s)"
 	@echo "make demo       build an image and run containers end to end (root)"
 	@echo "make ipk ARCH=A OpenWrt opkg package dist/otok_<version>_<A>.ipk (A: mipsel_24kc, x86_64, ...)"
 	@echo "make apk ARCH=A OpenWrt 25.12+ apk v3 package dist/otok-<version>_<A>.apk"
@@ -85,6 +86,13 @@ demo: deps build
 
 fuzz:
 	@bash test/fuzz.sh $${FUZZTIME:-60s}
+
+# The adversarial suite (test/security/README.md): probes in default,
+# --userns and NET_ADMIN modes, hostile inputs, 100 kill -9 trials
+# (OTOK_SECURITY_TRIALS), a fuzz pass (FUZZTIME per target, default 60s);
+# writes and prints test/security/REPORT.md.
+security-report: build
+	@FUZZTIME=$${FUZZTIME:-60s} OTOK_BIN=$(CURDIR)/$(DIST)/otok bash test/security/report.sh
 
 # OpenWrt packages from the static binaries, without the SDK (see
 # openwrt-feed/README.md): make ipk|apk ARCH=<OpenWrt package arch>. The
