@@ -237,3 +237,41 @@ func TestE2EKillThenPrune(t *testing.T) {
 		t.Errorf("nft tables after prune: %q", tb)
 	}
 }
+
+// -p 8096:80 from a LAN host reaches busybox httpd in a container on
+// br-lan, and on otok0.
+func TestE2EPublishHttpd(t *testing.T) {
+	need(t)
+	r := newRouter(t)
+	img := testimage.Build(t, t.TempDir())
+	state := t.TempDir()
+	t.Cleanup(func() {
+		r.otok(t, state, "rm", "-f", "web")
+		r.otok(t, state, "rm", "-f", "web0")
+		r.otok(t, state, "gc")
+	})
+	for _, c := range []struct {
+		name string
+		net  []string
+		port string
+	}{
+		{"web", []string{"--net", "bridge:br-lan", "--ip", "192.168.1.80/24,gw=192.168.1.1", "-p", "8096:80"}, "8096"},
+		{"web0", []string{"--net", "bridge", "-p", "8097:80"}, "8097"},
+	} {
+		args := append(append([]string{"run", "-d", "--name", c.name}, c.net...), img, "httpd", "-f", "-p", "80", "-h", "/etc")
+		if out, err := r.otok(t, state, args...); err != nil {
+			t.Fatalf("%s: %v\n%s", c.name, err, out)
+		}
+		var out string
+		var err error
+		for i := 0; i < 20; i++ { // httpd starts after run -d returns
+			if out, err = fetch(r.hosts["lan3"], "http://192.168.1.1:"+c.port+"/passwd"); err == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil || !strings.Contains(out, "root:x:0:0") {
+			t.Errorf("%s: LAN host via router:%s: %q, %v", c.name, c.port, out, err)
+		}
+	}
+}
