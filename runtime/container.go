@@ -235,16 +235,20 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 			cfg.CgroupV1 = append(cfg.CgroupV1, filepath.Base(filepath.Dir(filepath.Dir(d))))
 		}
 	}
+	if err := json.NewEncoder(specW).Encode(&cfg); err != nil {
+		return nil, fmt.Errorf("container %s: send spec: %w", name, err)
+	}
+	Tracef("create: spec sent")
 	if !cmd.SysProcAttr.UseCgroupFD {
 		if err := cg.join(cmd.Process.Pid); err != nil {
 			return nil, fmt.Errorf("container %s: %w", name, err)
 		}
 	}
-	if err := json.NewEncoder(specW).Encode(&cfg); err != nil {
-		return nil, fmt.Errorf("container %s: send spec: %w", name, err)
+	if _, err := specW.Write([]byte{'J'}); err != nil {
+		return nil, fmt.Errorf("container %s: confirm cgroup: %w", name, err)
 	}
 	specW.Close()
-	Tracef("create: joined cgroup, spec sent")
+	Tracef("create: joined cgroup")
 	if err := readStatus(ctx, statusR, cmd.Process); err != nil {
 		return nil, fmt.Errorf("container %s: %w", name, err)
 	}
@@ -504,17 +508,20 @@ func (r *Runtime) Delete(ctx context.Context, name string, force bool) (*State, 
 			return nil, fmt.Errorf("container %s: init %d survived SIGKILL", name, s.Pid)
 		}
 	}
+	Tracef("delete: state read")
 	unlock, err := r.lock(name)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
+	Tracef("delete: locked")
 	var errs []error
 	if cg, err := r.cgroupFor(name); err == nil {
 		if err := cg.destroy(); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	Tracef("delete: cgroups gone")
 	// The container's parent (a monitor) may still be writing its last
 	// record; retry briefly.
 	var rerr error
@@ -522,6 +529,7 @@ func (r *Runtime) Delete(ctx context.Context, name string, force bool) (*State, 
 		if rerr = os.RemoveAll(r.Dir(name)); rerr == nil {
 			break
 		}
+		Tracef("delete: remove state: %v", rerr)
 		time.Sleep(2 * time.Millisecond)
 	}
 	if rerr != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -41,16 +42,15 @@ func InitMain() error {
 func initStage(status *os.File) error {
 	var cfg initConfig
 	f := os.NewFile(fdSpec, "spec")
-	if err := json.NewDecoder(f).Decode(&cfg); err != nil {
+	dec := json.NewDecoder(f)
+	if err := dec.Decode(&cfg); err != nil {
 		return fmt.Errorf("init: read spec: %w", err)
 	}
-	f.Close()
+	// After the spec the parent sends one byte once it has moved us into
+	// our cgroup (v1 migrations wait for an RCU grace period: we build the
+	// root filesystem meanwhile).
+	joined := io.MultiReader(dec.Buffered(), f)
 	s := &cfg.Spec
-	if cfg.UnshareCgroupNS {
-		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-			return fmt.Errorf("container %s: cgroup namespace: %w", s.Name, err)
-		}
-	}
 	if s.Net.Mode == NetPath {
 		if err := joinNetPath(s.Net.Path); err != nil {
 			return fmt.Errorf("container %s: %w", s.Name, err)
@@ -66,8 +66,27 @@ func initStage(status *os.File) error {
 	if err != nil {
 		return fmt.Errorf("container %s: rootfs: %w", s.Name, err)
 	}
-	if err := setupMounts(&cfg, root); err != nil {
+	sys, err := setupMounts(&cfg, root)
+	if err != nil {
 		return fmt.Errorf("container %s: %w", s.Name, err)
+	}
+	var b [1]byte
+	for b[0] = '\n'; b[0] == '\n'; { // the encoder ends the spec with a newline
+		if _, err := io.ReadFull(joined, b[:]); err != nil {
+			return fmt.Errorf("container %s: parent did not confirm the cgroup", s.Name)
+		}
+	}
+	if b[0] != 'J' {
+		return fmt.Errorf("container %s: parent did not confirm the cgroup", s.Name)
+	}
+	f.Close()
+	if cfg.UnshareCgroupNS {
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("container %s: cgroup namespace: %w", s.Name, err)
+		}
+	}
+	if sys != "" {
+		mountCgroups(&cfg, sys)
 	}
 	Tracef("init: mounts done")
 	if err := pivotRoot(root); err != nil {
@@ -247,14 +266,25 @@ func (pv *privileges) apply(p *Process) error {
 	if e := threadSyscall(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0); e != 0 {
 		return fmt.Errorf("keepcaps: %w", e)
 	}
-	if err := syscall.Setgroups(groups); err != nil {
-		return fmt.Errorf("setgroups %v: %w", groups, err)
+	// Thread-local like the capability calls: Go's syscall.Setuid runs
+	// on every thread and spins (sched_yield) until all have, which costs
+	// milliseconds on a busy CPU. Only this thread execs.
+	gs := make([]uint32, len(groups))
+	for i, g := range groups {
+		gs[i] = uint32(g)
 	}
-	if err := syscall.Setgid(gid); err != nil {
-		return fmt.Errorf("setgid %d: %w", gid, err)
+	var gp uintptr
+	if len(gs) > 0 {
+		gp = uintptr(ptr(&gs[0]))
 	}
-	if err := syscall.Setuid(uid); err != nil {
-		return fmt.Errorf("setuid %d: %w", uid, err)
+	if e := threadSyscall(sysSetgroups, uintptr(len(gs)), gp, 0); e != 0 {
+		return fmt.Errorf("setgroups %v: %w", groups, e)
+	}
+	if e := threadSyscall(sysSetresgid, uintptr(gid), uintptr(gid), uintptr(gid)); e != 0 {
+		return fmt.Errorf("setgid %d: %w", gid, e)
+	}
+	if e := threadSyscall(sysSetresuid, uintptr(uid), uintptr(uid), uintptr(uid)); e != 0 {
+		return fmt.Errorf("setuid %d: %w", uid, e)
 	}
 	// A non-root user keeps the bounding set but no effective,
 	// permitted or inheritable capabilities (as with Docker).

@@ -158,23 +158,24 @@ func touchIn(root, p string) (string, error) {
 	return full, nil
 }
 
-// setupMounts mounts /proc, /dev, /sys, cgroups, volumes and tmpfs dirs
-// inside root, before pivot_root.
-func setupMounts(cfg *initConfig, root string) error {
+// setupMounts mounts /proc, /dev, /sys, volumes and tmpfs dirs inside
+// root, before pivot_root. It returns the path of a fresh sysfs (where the
+// cgroups go, once the parent has moved the init into its cgroup), or "".
+func setupMounts(cfg *initConfig, root string) (sys string, err error) {
 	s := &cfg.Spec
 	const nsd = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 	p, err := mkdirIn(root, "/proc", 0o555)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := mountf("proc", p, "proc", nsd, ""); err != nil {
-		return err
+		return "", err
 	}
 	if err := setupDev(cfg, root); err != nil {
-		return err
+		return "", err
 	}
 	if p, err = mkdirIn(root, "/sys", 0o555); err != nil {
-		return err
+		return "", err
 	}
 	sysFlags := uintptr(nsd)
 	if !s.Privileged {
@@ -184,13 +185,13 @@ func setupMounts(cfg *initConfig, root string) error {
 		// A user namespace may not mount sysfs for a network namespace it
 		// does not own (--net host): bind the host's instead.
 		if err := mountf("/sys", p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return err
+			return "", err
 		}
 		if !s.Privileged {
 			_ = remountRO(p)
 		}
 	} else {
-		mountCgroups(cfg, p)
+		sys = p
 	}
 	if s.System || s.UserNS != nil {
 		// System containers expect them; in a user namespace the image's
@@ -199,19 +200,19 @@ func setupMounts(cfg *initConfig, root string) error {
 			path, opts string
 		}{{"/run", "mode=0755,size=8m"}, {"/tmp", "mode=1777,size=16m"}} {
 			if p, err = mkdirIn(root, d.path, 0o755); err != nil {
-				return err
+				return "", err
 			}
 			if err := mountf("tmpfs", p, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, d.opts); err != nil {
-				return err
+				return "", err
 			}
 		}
 	}
 	for _, m := range s.Mounts {
 		if err := bindVolume(root, m); err != nil {
-			return err
+			return "", err
 		}
 	}
-	return nil
+	return sys, nil
 }
 
 func bindVolume(root string, m Mount) error {
