@@ -34,6 +34,8 @@ echo linknames=$(ip -o link | awk -F': ' '{print $2}' | tr '\n' ' ')
 cat /proc/kcore 2>/dev/null | head -c 1 | wc -c | sed 's/^/kcore_bytes=/'
 echo root_rw=$(touch /otok-rw && echo yes)
 echo uid=$(id -u)
+[ -c /dev/net/tun ] && (exec 3<>/dev/net/tun) 2>/dev/null && echo tun=open
+true
 `
 
 func capMask(names []string) string {
@@ -95,7 +97,9 @@ func TestIsolation(t *testing.T) {
 		}},
 		{"read-only", []string{"--read-only"}, map[string]string{"root_rw": ""}},
 		{"user", []string{"-u", "user"}, map[string]string{"uid": "1000", "CapEff": "0000000000000000", "CapBnd": defaultMask}},
-		{"hostname-default", []string{"--name", "iso-named"}, map[string]string{"hostname": "iso-named"}},
+		{"hostname-default", []string{"--name", "iso-named"}, map[string]string{"hostname": "iso-named", "tun": ""}},
+		{"device", []string{"--device", "/dev/net/tun"}, map[string]string{"tun": "open",
+			"dev": "fd full mqueue net null ptmx pts random shm stderr stdin stdout tty urandom zero"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
