@@ -218,14 +218,16 @@ var (
 
 // ubusRunArgs are the arguments of run and create: the options of a
 // `config container` section, with the same names and meanings (see
-// applyContainerOption), typed for blobmsg. Lists are arrays of strings,
-// sizes are strings like "64M", durations whole seconds.
+// applyContainerOption), typed for blobmsg. Lists are arrays of strings;
+// sizes and CPU counts are strings as in UCI ("64M", "0.5"); durations
+// are whole seconds. Only types the ubus CLI can name are used (no double,
+// no int64), so `ubus -v list otok` shows every argument's type.
 var ubusRunArgs = map[string]ubus.Type{
 	"name": ubus.TypeString, "image": ubus.TypeString, "command": ubus.TypeArray,
 	"env": ubus.TypeArray, "cwd": ubus.TypeString, "user": ubus.TypeString, "hostname": ubus.TypeString,
 	"net": ubus.TypeString, "ip": ubus.TypeArray, "gateway": ubus.TypeString, "dns": ubus.TypeArray,
 	"mac": ubus.TypeString, "publish": ubus.TypeArray, "mounts": ubus.TypeArray,
-	"memory": ubus.TypeString, "tmpfs": ubus.TypeString, "cpus": ubus.TypeDouble, "pids": ubus.TypeInt32,
+	"memory": ubus.TypeString, "tmpfs": ubus.TypeString, "cpus": ubus.TypeString, "pids": ubus.TypeInt32,
 	"persistent": ubus.TypeBool, "tty": ubus.TypeBool, "system": ubus.TypeBool, "privileged": ubus.TypeBool,
 	"restart": ubus.TypeString, "healthcheck": ubus.TypeString, "health_interval": ubus.TypeInt32,
 	"health_timeout": ubus.TypeInt32, "health_retries": ubus.TypeInt32, "health_restart": ubus.TypeBool,

@@ -147,7 +147,7 @@ func TestUbusSignature(t *testing.T) {
 		t.Errorf("methods %v, want %v", got, want)
 	}
 	for m, args := range map[string]map[string]ubus.Type{
-		"run":    {"name": ubus.TypeString, "image": ubus.TypeString, "command": ubus.TypeArray, "cpus": ubus.TypeDouble, "pids": ubus.TypeInt32, "privileged": ubus.TypeBool, "memory": ubus.TypeString},
+		"run":    {"name": ubus.TypeString, "image": ubus.TypeString, "command": ubus.TypeArray, "cpus": ubus.TypeString, "pids": ubus.TypeInt32, "privileged": ubus.TypeBool, "memory": ubus.TypeString},
 		"stop":   {"name": ubus.TypeString, "timeout": ubus.TypeInt32},
 		"remove": {"name": ubus.TypeString, "force": ubus.TypeBool},
 		"list":   {"all": ubus.TypeBool},
@@ -161,6 +161,17 @@ func TestUbusSignature(t *testing.T) {
 		}
 		if len(args) == 0 && len(sig[m]) != 0 {
 			t.Errorf("%s: args %v, want none", m, sig[m])
+		}
+	}
+	// libubus's CLI names String, Integer (int32), Boolean, Array, Table
+	// and shows "(unknown)" for the rest
+	for m, args := range sig {
+		for a, ty := range args {
+			switch ty {
+			case ubus.TypeString, ubus.TypeInt32, ubus.TypeBool, ubus.TypeArray, ubus.TypeTable:
+			default:
+				t.Errorf("%s(%s): type %v, which `ubus -v list` cannot name", m, a, ty)
+			}
 		}
 	}
 	if !slices.Equal(sortedArgs(sig["run"]), sortedArgs(sig["create"])) || len(sig["run"]) != len(ubusRunArgs) {
@@ -230,13 +241,13 @@ func TestUbusLifecycle(t *testing.T) {
 	e.waitState("web", StateRunning)
 
 	r := e.mustCall("run", map[string]any{"name": "api", "image": "busybox", "command": []string{"sleep", "60"},
-		"env": []string{"A=1"}, "memory": "64M", "cpus": 1, "pids": 64, "restart": "on-failure:3", "stop_timeout": 7,
+		"env": []string{"A=1"}, "memory": "64M", "cpus": "0.5", "pids": 64, "restart": "on-failure:3", "stop_timeout": 7,
 		"privileged": false})
 	if r["name"] != "api" || r["state"] != StateRunning || r["pid"] == nil {
 		t.Fatalf("run reply %v", r)
 	}
 	in, err := e.a.Inspect("api")
-	if err != nil || in.Spec.Memory != 64<<20 || in.Spec.CPUs != 1 || in.Spec.Pids != 64 || in.Spec.Restart.MaxRetries != 3 ||
+	if err != nil || in.Spec.Memory != 64<<20 || in.Spec.CPUs != 0.5 || in.Spec.Pids != 64 || in.Spec.Restart.MaxRetries != 3 ||
 		in.Spec.StopTimeout != 7*time.Second || !slices.Equal(in.Spec.Command, []string{"sleep", "60"}) || in.Spec.Env[0] != "A=1" ||
 		in.Spec.Source != "api" {
 		t.Fatalf("spec from ubus: %+v %v", in.Spec, err)

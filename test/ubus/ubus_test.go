@@ -301,7 +301,7 @@ func TestAgentOnUbus(t *testing.T) {
 	if got := strings.Join(objs[0].Methods(), " "); got != "check create df images import list logs remove restart run start stats status stop" {
 		t.Errorf("methods: %s", got)
 	}
-	if s := objs[0].Signature["run"]; s["name"] != ubus.TypeString || s["command"] != ubus.TypeArray || s["cpus"] != ubus.TypeDouble {
+	if s := objs[0].Signature["run"]; s["name"] != ubus.TypeString || s["command"] != ubus.TypeArray || s["cpus"] != ubus.TypeString {
 		t.Errorf("run signature %v", s)
 	}
 
