@@ -236,10 +236,16 @@ func (a *Agent) startWhenReady(ctx context.Context, c *ctr, gen uint64) {
 		}
 		if !coming {
 			c.waiting = false
-			if c.err != err.Error() {
-				a.setStateLocked(c, StateWaiting, err.Error())
+			msg := err.Error()
+			if c.err != msg {
+				a.setStateLocked(c, StateWaiting, msg)
 			}
+			repeat := c.lastErr == msg
+			c.lastErr = msg
 			a.mu.Unlock()
+			if !repeat {
+				a.event(Event{Type: EvError, Container: c.name, Msg: msg})
+			}
 			return
 		}
 		if c.state != StateWaiting {

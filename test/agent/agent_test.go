@@ -31,9 +31,9 @@ func TestAutostartAndCrashRestart(t *testing.T) {
 	w := newWorld(t)
 	w.writeConfig(`config agent
 	option stop_timeout 3
-` + loop("web") + `	option restart always
+` + loop("agt_web") + `	option restart always
 
-config container crash
+config container agt_crash
 	option image 'IMG'
 	list command /bin/sh
 	list command -c
@@ -42,13 +42,13 @@ config container crash
 `)
 	t0 := time.Now()
 	w.start()
-	web := w.waitState("web", agent.StateRunning, 10*time.Second)
+	web := w.waitState("agt_web", agent.StateRunning, 10*time.Second)
 	t.Logf("agent start → web running: %s", time.Since(t0).Round(time.Millisecond))
 	if !pidAlive(web.Pid) || web.Digest == "" {
 		t.Fatalf("web %+v", web)
 	}
 	// crash: 1 s, then 2 s of backoff, then it gives up
-	st := w.waitState("crash", agent.StateExited, 15*time.Second)
+	st := w.waitState("agt_crash", agent.StateExited, 15*time.Second)
 	if st.Restarts != 2 || st.Exit == nil || st.Exit.Code != 3 {
 		t.Errorf("crash: %+v exit %+v", st, st.Exit)
 	}
@@ -56,8 +56,8 @@ config container crash
 	if code != 0 {
 		t.Fatal(out)
 	}
-	for _, want := range []string{"start web", "exit crash (code 3)", "restart crash: restart 1 in 1s (on-failure:2)",
-		"restart crash: restart 2 in 2s", "giveup crash"} {
+	for _, want := range []string{"start agt_web", "exit agt_crash (code 3)", "restart agt_crash: restart 1 in 1s (on-failure:2)",
+		"restart agt_crash: restart 2 in 2s", "giveup agt_crash"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("events lack %q:\n%s", want, out)
 		}
@@ -65,7 +65,7 @@ config container crash
 	// the restarts waited for the backoff
 	var starts []time.Time
 	for _, l := range strings.Split(out, "\n") {
-		if strings.Contains(l, " start crash") {
+		if strings.Contains(l, " start agt_crash") {
 			ts, _ := time.Parse(time.RFC3339, strings.Fields(l)[0])
 			starts = append(starts, ts)
 		}
@@ -73,13 +73,18 @@ config container crash
 	if len(starts) != 3 || starts[2].Sub(starts[0]) < 2*time.Second {
 		t.Errorf("crash starts %v", starts)
 	}
+	// stats from the real cgroups and the container's /proc/PID/net/dev
+	stats, err := w.client().Stats(context.Background(), "agt_web")
+	if err != nil || len(stats) != 1 || stats[0].Memory == 0 || stats[0].Pids == 0 {
+		t.Errorf("stats %+v %v", stats, err)
+	}
 	// kill the web init: always → restarted after 1 s
 	syscall.Kill(web.Pid, syscall.SIGKILL)
 	w.waitFor("web restarted", 10*time.Second, func() bool {
-		s := w.inspect("web")
+		s := w.inspect("agt_web")
 		return s != nil && s.State == agent.StateRunning && s.Restarts == 1 && s.Pid != web.Pid
 	})
-	s := w.inspect("web")
+	s := w.inspect("agt_web")
 	if s.Started.Sub(web.Started) < time.Second {
 		t.Errorf("restart without backoff: %s", s.Started.Sub(web.Started))
 	}
@@ -87,28 +92,28 @@ config container crash
 
 func TestKill9KeepsContainersAndLogs(t *testing.T) {
 	w := newWorld(t)
-	w.writeConfig("config agent\n\toption stop_timeout 3\n" + loop("a") + "\toption restart always\n" + loop("b"))
+	w.writeConfig("config agent\n\toption stop_timeout 3\n" + loop("agt_a") + "\toption restart always\n" + loop("agt_b"))
 	w.start()
-	a := w.waitState("a", agent.StateRunning, 10*time.Second)
-	b := w.waitState("b", agent.StateRunning, 10*time.Second)
+	a := w.waitState("agt_a", agent.StateRunning, 10*time.Second)
+	b := w.waitState("agt_b", agent.StateRunning, 10*time.Second)
 	w.signal(syscall.SIGKILL)
 	time.Sleep(2 * time.Second) // the agent is down; containers keep writing
 	if !pidAlive(a.Pid) || !pidAlive(b.Pid) {
 		t.Fatal("kill -9 of the agent killed containers")
 	}
 	w.start()
-	a2 := w.waitState("a", agent.StateRunning, 5*time.Second)
+	a2 := w.waitState("agt_a", agent.StateRunning, 5*time.Second)
 	if a2.Pid != a.Pid || !a2.Adopted || !a2.Started.Equal(a.Started) {
 		t.Errorf("not re-adopted as is: before %+v after %+v", a, a2)
 	}
-	if b2 := w.inspect("b"); b2.Pid != b.Pid {
+	if b2 := w.inspect("agt_b"); b2.Pid != b.Pid {
 		t.Errorf("b restarted: %d → %d", b.Pid, b2.Pid)
 	}
 	// logs have no gap across the agent's absence
 	time.Sleep(300 * time.Millisecond)
 	var buf bytes.Buffer
 	c := w.client()
-	if err := c.Logs(context.Background(), &agent.LogsRequest{Name: "a"}, func(p []byte) error { buf.Write(p); return nil }); err != nil {
+	if err := c.Logs(context.Background(), &agent.LogsRequest{Name: "agt_a"}, func(p []byte) error { buf.Write(p); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	prev := 0
@@ -127,24 +132,25 @@ func TestKill9KeepsContainersAndLogs(t *testing.T) {
 	// policy applies
 	syscall.Kill(a.Pid, syscall.SIGKILL)
 	w.waitFor("a restarted by the new agent", 10*time.Second, func() bool {
-		s := w.inspect("a")
+		s := w.inspect("agt_a")
 		return s != nil && s.State == agent.StateRunning && s.Pid != a.Pid
 	})
 	// b has no restart policy: its exit is recorded, it stays down
 	syscall.Kill(b.Pid, syscall.SIGKILL)
-	w.waitState("b", agent.StateExited, 5*time.Second)
+	w.waitState("agt_b", agent.StateExited, 5*time.Second)
 }
 
 func TestSIGTERMStopsInReverseDependencyOrder(t *testing.T) {
 	w := newWorld(t)
-	w.writeConfig("config agent\n\toption stop_timeout 5\n" + loop("db") + loop("app") + "\tlist depends db\n" +
-		loop("front") + "\tlist depends app\n")
+	w.writeConfig("config agent\n\toption stop_timeout 5\n" + loop("agt_db") + loop("agt_app") + "\tlist depends agt_db\n" +
+		loop("agt_front") + "\tlist depends agt_app\n")
 	w.start()
-	for _, n := range []string{"db", "app", "front"} {
+	for _, n := range []string{"agt_db", "agt_app", "agt_front"} {
 		w.waitState(n, agent.StateRunning, 10*time.Second)
+		w.waitTrap(n)
 	}
 	out, _ := w.otok("events")
-	iDB, iApp, iFront := strings.Index(out, "start db"), strings.Index(out, "start app"), strings.Index(out, "start front")
+	iDB, iApp, iFront := strings.Index(out, "start agt_db"), strings.Index(out, "start agt_app"), strings.Index(out, "start agt_front")
 	if !(iDB >= 0 && iDB < iApp && iApp < iFront) {
 		t.Errorf("start order:\n%s", out)
 	}
@@ -154,15 +160,15 @@ func TestSIGTERMStopsInReverseDependencyOrder(t *testing.T) {
 		t.Errorf("graceful stop took %s", d)
 	}
 	b, _ := os.ReadFile(filepath.Join(w.out, "stopped"))
-	if got := strings.Fields(string(b)); strings.Join(got, " ") != "front app db" {
-		t.Errorf("stop order %q, want front app db\n%s", got, w.agentLog())
+	if got := strings.Fields(string(b)); strings.Join(got, " ") != "agt_front agt_app agt_db" {
+		t.Errorf("stop order %q, want agt_front agt_app agt_db\n%s", got, w.agentLog())
 	}
 	if ents, _ := os.ReadDir(filepath.Join(w.state, "containers")); len(ents) != 0 {
 		t.Errorf("containers left in the runtime: %v", ents)
 	}
 	// service restart: the next agent starts them all again
 	w.start()
-	for _, n := range []string{"db", "app", "front"} {
+	for _, n := range []string{"agt_db", "agt_app", "agt_front"} {
 		w.waitState(n, agent.StateRunning, 10*time.Second)
 	}
 }
@@ -171,7 +177,7 @@ func TestHealthCheckUnhealthyRestarts(t *testing.T) {
 	w := newWorld(t)
 	w.writeConfig(`config agent
 	option stop_timeout 2
-config container web
+config container agt_web
 	option image 'IMG'
 	list command /bin/sh
 	list command -c
@@ -183,9 +189,9 @@ config container web
 	option health_restart 1
 `)
 	w.start()
-	st := w.waitState("web", agent.StateRunning, 10*time.Second)
-	w.waitFor("first health check", 10*time.Second, func() bool { s := w.inspect("web"); return s != nil && s.Health != agent.HealthStarting })
-	if s := w.inspect("web"); s.Health != agent.HealthHealthy {
+	st := w.waitState("agt_web", agent.StateRunning, 10*time.Second)
+	w.waitFor("first health check", 10*time.Second, func() bool { s := w.inspect("agt_web"); return s != nil && s.Health != agent.HealthStarting })
+	if s := w.inspect("agt_web"); s.Health != agent.HealthHealthy {
 		out, _ := w.otok("events")
 		if strings.Contains(out, "exec: fork/exec /proc/self/exe") {
 			t.Skip("runtime.Exec cannot exec the exec stage once it joined the container's mount namespace " +
@@ -196,11 +202,11 @@ config container web
 	// make the check fail from inside the container
 	os.Remove(fmt.Sprintf("/proc/%d/root/tmp/ok", st.Pid))
 	w.waitFor("restart after unhealthy", 15*time.Second, func() bool {
-		s := w.inspect("web")
+		s := w.inspect("agt_web")
 		return s != nil && s.Restarts == 1 && s.State == agent.StateRunning && s.Pid != st.Pid
 	})
 	out, _ := w.otok("events")
-	if !strings.Contains(out, "health web unhealthy") {
+	if !strings.Contains(out, "health agt_web unhealthy") {
 		t.Errorf("no unhealthy event:\n%s", out)
 	}
 }
@@ -212,7 +218,7 @@ func TestTCPHealthCheck(t *testing.T) {
 	port := freePort(t)
 	w.writeConfig(fmt.Sprintf(`config agent
 	option stop_timeout 2
-config container web
+config container agt_web
 	option image 'IMG'
 	option net host
 	list command /bin/sh
@@ -225,8 +231,8 @@ config container web
 	option health_restart 1
 `, port, port))
 	w.start()
-	st := w.waitState("web", agent.StateRunning, 10*time.Second)
-	w.waitFor("healthy", 10*time.Second, func() bool { s := w.inspect("web"); return s != nil && s.Health == agent.HealthHealthy })
+	st := w.waitState("agt_web", agent.StateRunning, 10*time.Second)
+	w.waitFor("healthy", 10*time.Second, func() bool { s := w.inspect("agt_web"); return s != nil && s.Health == agent.HealthHealthy })
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/tmp/httpd.pid", st.Pid))
 	if err != nil {
 		t.Fatal(err)
@@ -236,44 +242,44 @@ config container web
 	host := hostPid(t, st.Pid, inner)
 	syscall.Kill(host, syscall.SIGKILL)
 	w.waitFor("restart after unhealthy", 15*time.Second, func() bool {
-		s := w.inspect("web")
+		s := w.inspect("agt_web")
 		return s != nil && s.Restarts == 1 && s.State == agent.StateRunning && s.Pid != st.Pid
 	})
 	out, _ := w.otok("events")
-	if !strings.Contains(out, "health web unhealthy") || !strings.Contains(out, "restart web: unhealthy") {
+	if !strings.Contains(out, "health agt_web unhealthy") || !strings.Contains(out, "restart agt_web: unhealthy") {
 		t.Errorf("events:\n%s", out)
 	}
-	w.waitFor("healthy again", 10*time.Second, func() bool { s := w.inspect("web"); return s != nil && s.Health == agent.HealthHealthy })
+	w.waitFor("healthy again", 10*time.Second, func() bool { s := w.inspect("agt_web"); return s != nil && s.Health == agent.HealthHealthy })
 }
 
 func TestBadConfigKeepsAgentRunning(t *testing.T) {
 	w := newWorld(t)
-	w.writeConfig("config agent\n\toption stop_timeout 2\n" + loop("good") + `
-config container bad
+	w.writeConfig("config agent\n\toption stop_timeout 2\n" + loop("agt_good") + `
+config container agt_bad
 	option image 'IMG'
 	option memory 3x
 	option colour blue
-config container ghost
+config container agt_ghost
 	option image 'no-such-image'
-config container c1
+config container agt_c1
 	option image 'IMG'
-	list depends c2
-config container c2
+	list depends agt_c2
+config container agt_c2
 	option image 'IMG'
-	list depends c1
+	list depends agt_c1
 `)
 	w.start()
-	w.waitState("good", agent.StateRunning, 10*time.Second)
+	w.waitState("agt_good", agent.StateRunning, 10*time.Second)
 	log := w.agentLog()
-	for _, want := range []string{`container bad: option memory: "3x": want a size like 64M`, `container bad: unknown option "colour" ignored`} {
+	for _, want := range []string{`container agt_bad: option memory: "3x": want a size like 64M`, `container agt_bad: unknown option "colour" ignored`} {
 		if !strings.Contains(log, want) {
 			t.Errorf("agent log lacks %q:\n%s", want, log)
 		}
 	}
-	if st := w.waitState("ghost", agent.StateWaiting, 5*time.Second); !strings.Contains(st.Error, "image no-such-image") {
+	if st := w.waitState("agt_ghost", agent.StateWaiting, 5*time.Second); !strings.Contains(st.Error, "image no-such-image") {
 		t.Errorf("ghost: %q", st.Error)
 	}
-	if st := w.waitState("c1", agent.StateError, 5*time.Second); !strings.Contains(st.Error, "dependency cycle") {
+	if st := w.waitState("agt_c1", agent.StateError, 5*time.Second); !strings.Contains(st.Error, "dependency cycle") {
 		t.Errorf("c1: %q", st.Error)
 	}
 	// malformed file: reload refused with file:line, nothing changes
@@ -282,7 +288,7 @@ config container c2
 	if code != agent.CodeInvalid.ExitCode() || !strings.Contains(out, w.config+":1: unterminated single quote") {
 		t.Errorf("reload of a malformed file: exit %d\n%s", code, out)
 	}
-	if s := w.inspect("good"); s == nil || s.State != agent.StateRunning {
+	if s := w.inspect("agt_good"); s == nil || s.State != agent.StateRunning {
 		t.Error("malformed reload changed state")
 	}
 	// garbage on the socket
@@ -366,22 +372,22 @@ func TestStartupAndRSS(t *testing.T) {
 
 func TestReloadAndRacingClients(t *testing.T) {
 	w := newWorld(t)
-	stubborn := `config container slow
+	stubborn := `config container agt_slow
 	option image 'IMG'
 	list command /bin/sh
 	list command -c
 	list command 'while true; do sleep 0.1; done'
 	option stop_timeout 2
 `
-	w.writeConfig("config agent\n\toption stop_timeout 2\n" + loop("a"))
+	w.writeConfig("config agent\n\toption stop_timeout 2\n" + loop("agt_a"))
 	w.start()
-	w.waitState("a", agent.StateRunning, 10*time.Second)
+	w.waitState("agt_a", agent.StateRunning, 10*time.Second)
 	// SIGHUP: a new section starts, the unchanged one is left alone
-	aPid := w.inspect("a").Pid
-	w.writeConfig("config agent\n\toption stop_timeout 2\n" + loop("a") + stubborn)
+	aPid := w.inspect("agt_a").Pid
+	w.writeConfig("config agent\n\toption stop_timeout 2\n" + loop("agt_a") + stubborn)
 	w.signal(syscall.SIGHUP)
-	w.waitState("slow", agent.StateRunning, 10*time.Second)
-	if w.inspect("a").Pid != aPid {
+	w.waitState("agt_slow", agent.StateRunning, 10*time.Second)
+	if w.inspect("agt_a").Pid != aPid {
 		t.Error("reload restarted an unchanged container")
 	}
 	if out, code := w.otok("agent", "reload"); code != 0 || strings.TrimSpace(out) != "no changes" {
@@ -399,7 +405,7 @@ func TestReloadAndRacingClients(t *testing.T) {
 				return
 			}
 			defer c.Close()
-			_, err = c.Stop(context.Background(), "slow", 0)
+			_, err = c.Stop(context.Background(), "agt_slow", 0)
 			errs <- err
 		}()
 		time.Sleep(100 * time.Millisecond)
@@ -408,7 +414,7 @@ func TestReloadAndRacingClients(t *testing.T) {
 	if e1 == nil {
 		e1, e2 = e2, e1
 	}
-	if e2 != nil || agent.CodeOf(e1) != agent.CodeConflict || !strings.Contains(e1.Error(), "container slow: busy (stop in progress)") {
+	if e2 != nil || agent.CodeOf(e1) != agent.CodeConflict || !strings.Contains(e1.Error(), "container agt_slow: busy (stop in progress)") {
 		t.Errorf("racing stops: %v / %v", e1, e2)
 	}
 	out, code := w.otok("agent", "status")

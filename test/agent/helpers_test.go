@@ -347,3 +347,13 @@ func ioField(pid int, field string) int64 {
 	}
 	return -1
 }
+
+// waitTrap waits until a loop() container has written its first line: its
+// SIGTERM trap is set (a PID 1 without a handler ignores SIGTERM).
+func (w *world) waitTrap(name string) {
+	w.t.Helper()
+	w.waitFor(name+" output", 10*time.Second, func() bool {
+		fi, err := os.Stat(filepath.Join(w.state, "logs", name+".log"))
+		return err == nil && fi.Size() > 0
+	})
+}
