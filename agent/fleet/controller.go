@@ -98,7 +98,7 @@ func DialController(ctx context.Context, cfg ControllerConfig) (*Controller, err
 	o := mqtt.NewClientOptions().SetClientID(cfg.ClientID).SetCleanSession(true).
 		SetAutoReconnect(true).SetMaxReconnectInterval(5 * time.Second).SetOrderMatters(false).
 		SetConnectTimeout(opTimeout).SetWriteTimeout(opTimeout).SetKeepAlive(30 * time.Second).
-		SetMessageChannelDepth(4096)
+		SetMessageChannelDepth(4096).SetCustomOpenConnectionFn(dialBroker)
 	for _, b := range cfg.Brokers {
 		o.AddBroker(b)
 	}
@@ -271,13 +271,29 @@ func (k *Controller) DesiredVersion(scope string) uint64 {
 // Devices returns a snapshot of every device seen, sorted by id.
 func (k *Controller) Devices() []DeviceView {
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	out := make([]DeviceView, 0, len(k.devs))
 	for _, v := range k.devs {
 		out = append(out, *v)
 	}
+	k.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// Count returns how many devices were seen, how many have a status, and
+// how many are online — cheaper than Devices for a large fleet.
+func (k *Controller) Count() (devices, withStatus, online int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, v := range k.devs {
+		if v.Status != nil {
+			withStatus++
+		}
+		if v.Online() {
+			online++
+		}
+	}
+	return len(k.devs), withStatus, online
 }
 
 // Device returns one device's view.

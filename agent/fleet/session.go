@@ -182,7 +182,7 @@ func (s *Session) connect(ctx context.Context, broker string) (*link, error) {
 		SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
 		SetKeepAlive(s.cfg.KeepAlive).SetPingTimeout(10*time.Second).
 		SetConnectTimeout(opTimeout).SetWriteTimeout(opTimeout).SetOrderMatters(false).
-		SetBinaryWill(DevTopic(id, "state"), will, 1, true).
+		SetBinaryWill(DevTopic(id, "state"), will, 1, true).SetCustomOpenConnectionFn(dialBroker).
 		SetConnectionLostHandler(func(mqtt.Client, error) { l.lost() })
 	if s.cfg.Username != "" {
 		o.SetUsername(s.cfg.Username).SetPassword(s.cfg.Password)

@@ -40,7 +40,7 @@ var (
 	devices = flag.Int("devices", 1000, "simulated devices")
 	down    = flag.Duration("down", time.Second, "how long the broker stays down in the restart test")
 	skipRaw = flag.Bool("no-floor", false, "skip the raw paho floor")
-	cpuprof = flag.String("cpuprofile", "", "write a CPU profile of the group deploy to `FILE`")
+	cpuprof = flag.String("cpuprofile", "", "write CPU profiles of the deploy and command phases to `PREFIX`.deploy, .cmd")
 )
 
 type row struct{ what, floor, fleet, note string }
@@ -56,6 +56,22 @@ func cpu() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// syscalls returns this process's read and write system call counts.
+func syscalls() (r, w int64) {
+	b, _ := os.ReadFile("/proc/self/io")
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(l, ": ")
+		n, _ := strconv.ParseInt(v, 10, 64)
+		switch k {
+		case "syscr":
+			r = n
+		case "syscw":
+			w = n
+		}
+	}
+	return
+}
+
 // procCPU returns a process's user+system CPU time from /proc/PID/stat.
 func procCPU(pid int) time.Duration {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -66,6 +82,18 @@ func procCPU(pid int) time.Duration {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(u+st) * 10 * time.Millisecond // USER_HZ = 100
+}
+
+// startProfile writes a CPU profile of one phase to <cpuprofile>.<phase>.
+func startProfile(phase string) {
+	if *cpuprof == "" {
+		return
+	}
+	f, err := os.Create(*cpuprof + "." + phase)
+	if err != nil {
+		panic(err)
+	}
+	pprof.StartCPUProfile(f)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/1e6) }
@@ -171,7 +199,8 @@ func main() {
 	js, _ := json.Marshal(status)
 	add("status size, 5 containers (CBOR / JSON)", "", fmt.Sprintf("%d / %d B = %.2f", len(statusCBOR), len(js), float64(len(statusCBOR))/float64(len(js))), "target ≤ 0.55")
 
-	fmt.Printf("\nfleet benchmark: %d devices, one mosquitto on loopback, %s/%s, %d CPUs\n\n", n, runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
+	la, _ := os.ReadFile("/proc/loadavg")
+	fmt.Printf("\nfleet benchmark: %d devices, one mosquitto on loopback, %s/%s, %d CPUs, load average %s\n\n", n, runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), strings.Join(strings.Fields(string(la))[:3], " "))
 	fmt.Printf("%-46s %-22s %-30s %s\n", "measure", "raw paho floor", "otok fleet", "note")
 	fmt.Printf("%-46s %-22s %-30s %s\n", strings.Repeat("-", 46), strings.Repeat("-", 22), strings.Repeat("-", 30), strings.Repeat("-", 20))
 	for _, r := range rows {
@@ -236,6 +265,7 @@ func floor(dir string, n int, status []byte) {
 		mu.Unlock()
 		got <- struct{}{}
 	}).Wait()
+	c0, b0 := cpu(), procCPU(m.Pid())
 	sent = time.Now()
 	ctl.Publish("bench/group/cmd", 1, false, []byte{0xa0}).Wait()
 	timeout := time.After(30 * time.Second)
@@ -249,6 +279,7 @@ func floor(dir string, n int, status []byte) {
 	mu.Lock()
 	p50, p99, nrep := pct(lat, 0.5), pct(lat, 0.99), len(lat)
 	mu.Unlock()
+	floorRes["cpu"] = fmt.Sprintf("floor %.0f+%.0f µs", float64(cpu()-c0)/1e3/float64(n), float64(procCPU(m.Pid())-b0)/1e3/float64(n))
 	ctl.Disconnect(0)
 
 	// Late subscriber.
@@ -311,7 +342,7 @@ func fleetRun(dir string, n int) {
 	if err != nil {
 		panic(err)
 	}
-	for len(k.Devices()) < n {
+	for d, _, _ := k.Count(); d < n; d, _, _ = k.Count() {
 		time.Sleep(5 * time.Millisecond)
 	}
 	// Group deploy: every device reports the version in its status. Wait
@@ -319,14 +350,9 @@ func fleetRun(dir string, n int) {
 	// deploy does not come within a second of every device's birth.
 	time.Sleep(1500 * time.Millisecond)
 	doc := deployDoc()
-	if *cpuprof != "" { // the deploy phase only
-		f, err := os.Create(*cpuprof)
-		if err != nil {
-			panic(err)
-		}
-		pprof.StartCPUProfile(f)
-	}
+	startProfile("deploy")
 	c0, b0 := cpu(), procCPU(m.Pid())
+	r0, w0 := syscalls()
 	sent := time.Now()
 	if _, err := k.Deploy(ctx, doc); err != nil {
 		panic(err)
@@ -336,6 +362,8 @@ func fleetRun(dir string, n int) {
 	}
 	// StatusAt is when the controller received each device's status.
 	pprof.StopCPUProfile()
+	r1, w1 := syscalls()
+	fmt.Fprintf(os.Stderr, "bench: deploy: %.1f reads, %.1f writes per device\n", float64(r1-r0)/float64(n), float64(w1-w0)/float64(n))
 	var dl []time.Duration
 	for _, d := range k.Devices() {
 		if d.Status != nil && d.Status.Reached["group/all"].Version == doc.Version {
@@ -343,9 +371,10 @@ func fleetRun(dir string, n int) {
 		}
 	}
 	add("group deploy → all report version p50 / p99", floorRes["p50"], fmt.Sprintf("%s / %s (%d)", ms(pct(dl, .5)), ms(pct(dl, .99)), len(dl)),
-		fmt.Sprintf("CPU/device: %.0f µs fleet, %.0f µs broker", float64(cpu()-c0)/1e3/float64(n), float64(procCPU(m.Pid())-b0)/1e3/float64(n)))
+		fmt.Sprintf("CPU/device (process+broker): %.0f+%.0f µs, %s", float64(cpu()-c0)/1e3/float64(n), float64(procCPU(m.Pid())-b0)/1e3/float64(n), floorRes["cpu"]))
 
 	// One signed command per device, all at once.
+	startProfile("cmd")
 	var mu sync.Mutex
 	var cl []time.Duration
 	var wg sync.WaitGroup
@@ -366,6 +395,7 @@ func fleetRun(dir string, n int) {
 		}(s.ID())
 	}
 	wg.Wait()
+	pprof.StopCPUProfile()
 	add("signed cmd to each device → replies p50 / p99", "", fmt.Sprintf("%s / %s (%d ok, %d failed)", ms(pct(cl, .5)), ms(pct(cl, .99)), len(cl), fails), "N commands, Ed25519 verify each")
 	k.Close()
 
@@ -376,16 +406,13 @@ func fleetRun(dir string, n int) {
 		panic(err)
 	}
 	for time.Since(start) < 30*time.Second {
-		c := 0
-		for _, d := range k2.Devices() {
-			if d.Status != nil {
-				c++
-			}
-		}
-		if c >= n {
+		if _, c, _ := k2.Count(); c >= n {
 			break
 		}
-		time.Sleep(time.Millisecond)
+		select {
+		case <-k2.Changed():
+		case <-time.After(time.Millisecond):
+		}
 	}
 	add("late subscriber reads all retained statuses", floorRes["late"], ms(time.Since(start)), "")
 	k2.Close()
