@@ -72,7 +72,9 @@ func LoadConfig(path string) (*Config, error) {
 // Option names known in each section type (values are parsed in
 // parseAgent and applyContainerOption).
 var (
-	agentOptions     = []string{"store", "keys", "state", "socket", "stop_timeout", "log_size", "events", "device_id", "ubus_socket", "enabled"}
+	agentOptions = []string{"store", "keys", "state", "socket", "stop_timeout", "log_size", "events", "device_id", "ubus_socket", "enabled",
+		// read by the procd init script, not the agent
+		"respawn_threshold", "respawn_timeout", "respawn_retry"}
 	containerOptions = []string{"name", "image", "command", "env", "cwd", "user", "hostname", "net", "ip", "gateway", "dns", "mac",
 		"publish", "mounts", "mount", "memory", "cpus", "pids", "tmpfs", "persistent", "tty", "system", "privileged", "restart",
 		"healthcheck", "health_interval", "health_timeout", "health_retries", "health_restart", "depends", "autostart",
@@ -167,6 +169,10 @@ func parseAgent(a *AgentConfig, s *uci.Section, where string, warn func(string, 
 			}
 		case "enabled":
 			_, err = ParseBool(v)
+		case "respawn_threshold", "respawn_timeout", "respawn_retry":
+			if _, e := strconv.ParseUint(v, 10, 32); e != nil {
+				err = fmt.Errorf("%q: want whole seconds or a count", v)
+			}
 		default:
 			warn("%s: agent: unknown option %q ignored", where, o.Name)
 		}
