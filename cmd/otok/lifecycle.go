@@ -292,10 +292,18 @@ func runGC(ctx context.Context, e *env, args []string) error {
 	r := newRuntime(e)
 	names, err := r.Sweep(ctx)
 	for _, n := range names {
-		fmt.Fprintf(e.stdout, "container %s: recorded as stopped (its otok parent was killed)\n", n)
-		if st, err := r.State(n); err == nil {
-			releaseImage(e, &st.Spec)
+		st, serr := r.State(n)
+		if serr != nil {
+			fmt.Fprintf(e.stdout, "container %s: removed a half-created container\n", n)
+			continue
 		}
+		if st.Spec.Annotations[annotationAutoRemove] == "true" {
+			removeContainer(ctx, e, r, n, true)
+			fmt.Fprintf(e.stdout, "container %s: removed (run --rm, its otok process was killed)\n", n)
+			continue
+		}
+		fmt.Fprintf(e.stdout, "container %s: recorded as stopped (its otok parent was killed)\n", n)
+		releaseImage(e, &st.Spec)
 	}
 	// Image mounts held by containers that are gone or stopped.
 	serr := flash.SweepSquashfs(stateDir(e), func(user string) bool {

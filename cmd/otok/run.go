@@ -90,6 +90,12 @@ func prepareContainer(ctx context.Context, e *env, cmd *command, args []string) 
 	if _, err := r.State(spec.Name); err == nil {
 		return nil, fmt.Errorf("container %s: %w", spec.Name, runtime.ErrNameInUse)
 	}
+	if f.rm {
+		if spec.Annotations == nil {
+			spec.Annotations = map[string]string{}
+		}
+		spec.Annotations[annotationAutoRemove] = "true"
+	}
 	spec.Rootfs.Path = "/" // checked for real once the image is mounted
 	if err := spec.Validate(); err != nil {
 		return nil, err
@@ -130,6 +136,10 @@ func releaseImage(e *env, s *runtime.Spec) {
 	}
 }
 
+// annotationAutoRemove marks a `run --rm` container, so that if the otok
+// process that should remove it is killed, the next sweep does.
+const annotationAutoRemove = "otok.autoremove"
+
 // containerRemoveHooks run when a container is removed (network state in
 // its annotations is torn down there). Hooks must be idempotent.
 var containerRemoveHooks []func(ctx context.Context, e *env, st *runtime.State)
@@ -153,7 +163,13 @@ func removeContainer(ctx context.Context, e *env, r *runtime.Runtime, name strin
 func sweepContainers(ctx context.Context, e *env, r *runtime.Runtime) {
 	names, _ := r.Sweep(ctx)
 	for _, n := range names {
-		if st, err := r.State(n); err == nil {
+		st, err := r.State(n)
+		if err != nil {
+			continue
+		}
+		if st.Spec.Annotations[annotationAutoRemove] == "true" {
+			removeContainer(ctx, e, r, n, true) // its `run --rm` was killed
+		} else {
 			releaseImage(e, &st.Spec)
 		}
 	}

@@ -485,6 +485,35 @@ func TestGCAfterKill9(t *testing.T) {
 	e.must("rm", "orphan")
 }
 
+// TestKill9ForegroundRm: kill -9 of `otok run --rm` leaves nothing once
+// the next otok command has run.
+func TestKill9ForegroundRm(t *testing.T) {
+	e := newEnv(t)
+	cmd := exec.Command(bin, "--state", e.state, "run", "--rm", "--name", "fg", img, "sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStatus("fg", "running")
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e.must("ps", "-a") // any command sweeps
+		if _, _, code := e.run("inspect", "fg"); code != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the --rm container survived its killed otok")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cgroupGone(t, "fg")
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), e.state+"/images/") {
+		t.Error("image still mounted")
+	}
+}
+
 func TestManyContainersShareImage(t *testing.T) {
 	e := newEnv(t)
 	names := []string{"s1", "s2", "s3"}
