@@ -181,6 +181,37 @@ func (ad *AgentAdapter) Do(ctx context.Context, c *Command, progress func(uint8)
 			out = append(out, Container{Name: x.Name, State: "running", Usage: &Usage{CPUms: x.CPUNanos / 1e6, Mem: x.Memory, Pids: uint32(x.Pids), RxB: x.NetRx, TxB: x.NetTx}})
 		}
 		return out, nil
+	case "inspect":
+		cs, err := a.Inspect(args.Name)
+		if err != nil {
+			return nil, agentErr(err)
+		}
+		return fromAgent(*cs), nil
+	case "images":
+		st, _ := ad.Status(ctx)
+		if st.Images == nil {
+			st.Images = []Image{}
+		}
+		return st.Images, nil
+	case "df":
+		df, err := a.DF(ctx)
+		if err != nil {
+			return nil, agentErr(err)
+		}
+		return Flash{Free: uint64(max(df.Free, 0)), Reserve: uint64(max(df.Reserve, 0)), Store: uint64(max(df.ImageUse, 0))}, nil
+	case "rmi":
+		err = a.ImageRemove(ctx, args.Image)
+	case "gc":
+		r, err := a.ImageGC(ctx)
+		if err != nil {
+			return nil, agentErr(err)
+		}
+		if r.Removed == nil {
+			r.Removed = []string{}
+		}
+		return r.Removed, nil
+	case "reload":
+		_, err = a.Reload(ctx)
 	case "import":
 		if ad.ImportURL == nil {
 			return nil, &Error{Code: CodeUnavailable, Msg: "image import from a URL is not available in this agent"}

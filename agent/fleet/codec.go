@@ -143,6 +143,12 @@ var Ops = map[string]string{
 	"stats":   "[name]",
 	"import":  "url digest [name]",
 	"status":  "",
+	"inspect": "name",
+	"df":      "",
+	"images":  "",
+	"rmi":     "image",
+	"gc":      "",
+	"reload":  "",
 }
 
 func (m *Command) check() error {
@@ -166,7 +172,11 @@ func (m *Command) check() error {
 		return nil
 	}
 	switch m.Op {
-	case "start", "stop", "restart", "rm", "logs":
+	case "rmi":
+		if err := need("an image", a.Image); err != nil {
+			return err
+		}
+	case "start", "stop", "restart", "rm", "logs", "inspect":
 		if err := need("a name", a.Name); err != nil {
 			return err
 		}

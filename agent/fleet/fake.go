@@ -158,6 +158,51 @@ func (f *FakeAgent) Do(ctx context.Context, c *Command, progress func(uint8)) (a
 			ev = &Event{Kind: "remove", Container: a.Name}
 		}
 		return nil, nil
+	case "inspect":
+		ct, err := f.get(a.Name)
+		if err != nil {
+			return nil, err
+		}
+		return *ct, nil
+	case "images":
+		out := []Image{}
+		for _, n := range sortedKeys(f.images) {
+			out = append(out, f.images[n])
+		}
+		return out, nil
+	case "df":
+		var used uint64
+		for _, im := range f.images {
+			used += im.Size
+		}
+		return Flash{Free: 48<<20 - used, Reserve: 4 << 20, Store: used}, nil
+	case "rmi":
+		if _, ok := f.images[a.Image]; !ok {
+			return nil, &Error{Code: CodeNotFound, Msg: fmt.Sprintf("image %s: not found", a.Image)}
+		}
+		for _, c := range f.containers {
+			if c.Image == a.Image {
+				return nil, &Error{Code: CodeConflict, Msg: fmt.Sprintf("image %s: used by container %s", a.Image, c.Name)}
+			}
+		}
+		delete(f.images, a.Image)
+		ev = &Event{Kind: "remove", Msg: "image " + a.Image}
+		return nil, nil
+	case "gc":
+		used := map[string]bool{}
+		for _, c := range f.containers {
+			used[c.Image] = true
+		}
+		removed := []string{}
+		for _, n := range sortedKeys(f.images) {
+			if !used[n] {
+				removed = append(removed, n)
+				delete(f.images, n)
+			}
+		}
+		return removed, nil
+	case "reload":
+		return nil, nil
 	case "logs":
 		if _, err := f.get(a.Name); err != nil {
 			return nil, err

@@ -36,7 +36,9 @@ const fleetUsage = `Usage: otok fleet SUBCOMMAND [OPTIONS] [ARGS]
   ls [--group G] [-w]                 devices: online, model, agent, containers, desired vs reached
   status DEV                          one device's full status (--json for all of it)
   run DEV [--name N] [--net M] [--ip A] [-e K=V]… IMAGE [ARG…]
-  start|stop|restart|rm|logs|stats DEV [NAME]
+  start|stop|restart|rm|logs|inspect DEV NAME
+  ps|stats DEV [NAME]
+  images|df|gc|reload DEV;  rmi DEV IMAGE
   import DEV --digest HEX [--name N] URL
   deploy --group G|--device D FILE    publish a signed desired document (JSON or YAML)
   watch --group G|--device D          rollout progress: reached / failed / offline
@@ -127,7 +129,7 @@ func runFleet(ctx context.Context, e *env, args []string) error {
 		return fleetLs(ctx, e, args)
 	case "status":
 		return fleetStatus(ctx, e, args)
-	case "run", "start", "stop", "restart", "rm", "logs", "stats", "import", "ps":
+	case "run", "start", "stop", "restart", "rm", "logs", "stats", "import", "ps", "inspect", "df", "images", "rmi", "gc", "reload":
 		return fleetCmd(ctx, e, sub, args)
 	case "deploy":
 		return fleetDeploy(ctx, e, args)
@@ -460,6 +462,15 @@ func fleetCmd(ctx context.Context, e *env, op string, args []string) error {
 		if len(rest) == 1 {
 			a.Name = rest[0]
 		}
+	case "images", "df", "gc", "reload":
+		if len(rest) != 0 {
+			return usagef("want DEV")
+		}
+	case "rmi":
+		if len(rest) != 1 {
+			return usagef("want DEV IMAGE")
+		}
+		a.Image = rest[0]
 	default:
 		if len(rest) != 1 {
 			return usagef("want DEV NAME")
@@ -523,6 +534,36 @@ func printResult(w io.Writer, op string, raw cbor.RawMessage, asJSON bool) error
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", c.Name, c.Image, c.State, time.Duration(u.CPUms)*time.Millisecond, mib(u.Mem), u.Pids)
 		}
 		return tw.Flush()
+	case "images":
+		var ims []fleet.Image
+		if err := cbor.Unmarshal(raw, &ims); err != nil {
+			return err
+		}
+		if asJSON {
+			return printJSON(w, ims)
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tVERSION\tDIGEST\tSIZE")
+		for _, im := range ims {
+			fmt.Fprintf(tw, "%s\t%s\t%x\t%s\n", im.Name, im.Version, im.Digest, mib(im.Size))
+		}
+		return tw.Flush()
+	case "df":
+		var f fleet.Flash
+		if err := cbor.Unmarshal(raw, &f); err != nil {
+			return err
+		}
+		if asJSON {
+			return printJSON(w, f)
+		}
+		fmt.Fprintf(w, "free %s, reserve %s, images %s\n", mib(f.Free), mib(f.Reserve), mib(f.Store))
+		return nil
+	case "inspect":
+		var c fleet.Container
+		if err := cbor.Unmarshal(raw, &c); err != nil {
+			return err
+		}
+		return printJSON(w, c)
 	}
 	var v any
 	if err := cbor.Unmarshal(raw, &v); err != nil {
