@@ -27,20 +27,20 @@ cleanup() {
 trap cleanup EXIT
 
 # table CSV NAME_OF_FLOOR: mean and σ of the wall time, its ratio to the
-# floor, and the CPU time (user+system, all processes of one start; less
+# floor, the median, and the CPU time (user+system, all processes of one start; less
 # sensitive to other load than the wall time), from hyperfine's CSV.
 table() {
   awk -F, -v floor="$2" '
     NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
     {
-      name[NR] = $1; mean[NR] = $col["mean"] * 1000; sd[NR] = $col["stddev"] * 1000
+      name[NR] = $1; mean[NR] = $col["mean"] * 1000; sd[NR] = $col["stddev"] * 1000; med[NR] = $col["median"] * 1000
       cpu[NR] = ($col["user"] + $col["system"]) * 1000; n = NR
       if ($1 == floor) f = $col["mean"] * 1000
     }
     END {
-      printf "%-16s %10s %9s %9s %9s\n", "", "mean ms", "σ ms", "× floor", "cpu ms"
+      printf "%-16s %10s %9s %9s %10s %9s\n", "", "mean ms", "σ ms", "× floor", "median ms", "cpu ms"
       for (i = 2; i <= n; i++)
-        printf "%-16s %10.2f %9.2f %9.2f %9.2f\n", name[i], mean[i], sd[i], (f > 0 ? mean[i] / f : 0), cpu[i]
+        printf "%-16s %10.2f %9.2f %9.2f %10.2f %9.2f\n", name[i], mean[i], sd[i], (f > 0 ? mean[i] / f : 0), med[i], cpu[i]
     }' "$1"
 }
 
