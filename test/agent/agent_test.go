@@ -426,3 +426,64 @@ func TestReloadAndRacingClients(t *testing.T) {
 		t.Errorf("usage error exit %d", code)
 	}
 }
+
+// TestImageImportStartsWaitingContainer: a container whose image is not in
+// the store waits; importing the signed image through the agent's API
+// starts it; the image shows as in use and cannot be removed.
+func TestImageImportStartsWaitingContainer(t *testing.T) {
+	w := newWorld(t)
+	keys := filepath.Join(w.dir, "keys")
+	os.MkdirAll(keys, 0o755)
+	if out, code := w.otok("key", "gen", filepath.Join(w.dir, "signer")); code != 0 {
+		t.Skip("no key gen in this build:", out)
+	}
+	pub, _ := os.ReadFile(filepath.Join(w.dir, "signer.pub"))
+	os.WriteFile(filepath.Join(keys, "signer.pub"), pub, 0o644)
+	otokFile := filepath.Join(w.dir, "bbx.otok")
+	if out, code := w.otok("image", "build", "--from", imageRoot(t), "--name", "bbx", "--version", "1.0",
+		"--key", filepath.Join(w.dir, "signer.key"), "--comp", "gzip", "-o", otokFile); code != 0 {
+		t.Fatalf("image build: %s", out)
+	}
+	w.writeConfig("config agent\n\toption stop_timeout 2\n" + strings.ReplaceAll(loop("agt_img"), "'IMG'", "'bbx:1.0'"))
+	w.start()
+	st := w.waitState("agt_img", agent.StateWaiting, 10*time.Second)
+	if !strings.Contains(st.Error, "image bbx:1.0") {
+		t.Errorf("waiting for %q", st.Error)
+	}
+	c := w.client()
+	ctx := context.Background()
+	info, err := c.ImageImport(ctx, otokFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Name != "bbx" || info.Version != "1.0" || len(info.Digest) != 64 {
+		t.Errorf("import %+v", info)
+	}
+	st = w.waitState("agt_img", agent.StateRunning, 10*time.Second)
+	if st.Digest != info.Digest {
+		t.Errorf("running digest %s, imported %s", st.Digest, info.Digest)
+	}
+	imgs, err := c.ImageList(ctx)
+	if err != nil || len(imgs) != 1 || !imgs[0].InUse {
+		t.Errorf("images %+v %v", imgs, err)
+	}
+	if err := c.ImageRemove(ctx, "bbx:1.0"); agent.CodeOf(err) != agent.CodeConflict {
+		t.Errorf("remove in use: %v", err)
+	}
+	if df, err := c.DF(ctx); err != nil || df.Images != 1 || df.Total == 0 {
+		t.Errorf("df %+v %v", df, err)
+	}
+	// a file that is not an image: a clean invalid error, nothing stored
+	junk := filepath.Join(w.dir, "junk.otok")
+	os.WriteFile(junk, []byte("not an image at all"), 0o644)
+	if _, err := c.ImageImport(ctx, junk); agent.CodeOf(err) != agent.CodeInvalid {
+		t.Errorf("junk import: %v (%s)", err, agent.CodeOf(err))
+	}
+	if _, err := c.ImageImport(ctx, filepath.Join(w.dir, "missing.otok")); agent.CodeOf(err) != agent.CodeNotFound {
+		t.Errorf("missing file: %v", err)
+	}
+	out, _ := w.otok("events")
+	if !strings.Contains(out, "image image="+info.Digest+": installed bbx:1.0") {
+		t.Errorf("events:\n%s", out)
+	}
+}

@@ -31,6 +31,7 @@ var (
 	imgOnce sync.Once
 	imgDir  string
 	imgPath string
+	imgRoot string
 )
 
 func otokBin(t *testing.T) string {
@@ -67,9 +68,15 @@ func image(t *testing.T) string {
 		imgDir = d
 	})
 	if imgPath == "" {
-		imgPath = testimage.Build(t, imgDir)
+		imgPath, imgRoot = testimage.BuildBoth(t, imgDir)
 	}
 	return imgPath
+}
+
+// imageRoot returns the unpacked busybox tree the image was made from.
+func imageRoot(t *testing.T) string {
+	image(t)
+	return imgRoot
 }
 
 func TestMain(m *testing.M) {
