@@ -166,7 +166,8 @@ func (r *RuntimeAdapter) List(ctx context.Context) ([]RuntimeState, error) {
 	var out []RuntimeState
 	for _, s := range sts {
 		out = append(out, RuntimeState{Name: s.Spec.Name, Proc: Proc{Pid: s.Pid, StartTime: s.PidStart},
-			Running: s.Alive(), Image: s.Spec.Rootfs.Image, Digest: s.Spec.Rootfs.Digest, Created: s.Created})
+			Running: s.Alive(), Image: s.Spec.Rootfs.Image, Digest: s.Spec.Rootfs.Digest, Created: s.Created,
+			Agent: s.Spec.Annotations["otok.agent"] == "1"})
 	}
 	return out, nil
 }

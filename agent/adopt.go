@@ -72,6 +72,36 @@ func (a *Agent) adopt(ctx context.Context) {
 		a.log.Printf("container %s: re-adopted pid %d", n, r.Proc.Pid)
 		a.events.add(Event{Time: a.clock.Now(), Type: EvAdopt, Container: n, Msg: "pid " + strconv.Itoa(r.Proc.Pid)})
 	}
+	a.adoptUnrecordedLocked(ctx)
+}
+
+// adoptUnrecorded re-adopts containers an agent created but did not get to
+// record (killed between create and its state write): the runtime knows
+// them. Containers of `otok run -d` have their own monitor and are left
+// alone. a.mu held.
+func (a *Agent) adoptUnrecordedLocked(ctx context.Context) {
+	if a.opts.Runtime == nil {
+		return
+	}
+	sts, err := a.opts.Runtime.List(ctx)
+	if err != nil {
+		a.log.Printf("runtime: list: %v", err)
+		return
+	}
+	for _, s := range sts {
+		if !s.Agent || !s.Running || a.ctrs[s.Name] != nil || !ValidName(s.Name) || checkProc(s.Proc) != nil {
+			continue
+		}
+		c := &ctr{name: s.Name, proc: s.Proc, adopted: true, state: StateRunning, want: true, known: true, gen: 1,
+			created: s.Created, started: s.Created, exited: make(chan struct{})}
+		if s.Digest != "" {
+			c.img = &Image{Name: s.Image, Digest: s.Digest}
+		}
+		a.ctrs[s.Name] = c
+		a.watchLocked(c, c.gen)
+		a.log.Printf("container %s: re-adopted pid %d (not in the state file)", s.Name, s.Proc.Pid)
+		a.events.add(Event{Time: a.clock.Now(), Type: EvAdopt, Container: s.Name, Msg: "pid " + strconv.Itoa(s.Proc.Pid) + ", unrecorded"})
+	}
 }
 
 func (a *Agent) cleanupDead(c *ctr, r *ctrRecord) {

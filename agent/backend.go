@@ -66,6 +66,8 @@ type RuntimeState struct {
 	Image   string
 	Digest  string
 	Created time.Time
+	// Agent: created by an otok agent (not by `otok run` and its monitor).
+	Agent bool
 }
 
 // Image is a resolved image from the store.

@@ -26,6 +26,7 @@ type fakeRT struct {
 	ignoreTerm map[string]bool
 	execCode   int
 	execs      int
+	list       []RuntimeState // what List reports
 }
 
 func newFakeRT() *fakeRT {
@@ -107,7 +108,11 @@ func (f *fakeRT) Delete(ctx context.Context, name string) error {
 	f.record("delete " + name)
 	return nil
 }
-func (f *fakeRT) List(ctx context.Context) ([]RuntimeState, error) { return nil, nil }
+func (f *fakeRT) List(ctx context.Context) ([]RuntimeState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.list, nil
+}
 func (f *fakeRT) Exec(ctx context.Context, name string, args []string) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -70,6 +70,9 @@ func (a *Agent) reconcile(ctx context.Context, cfg *Config) *ReloadReply {
 			case old == nil || old.Source != s.Source:
 				c.want = c.running() || s.Autostart && !c.userStopped
 			}
+			if c.running() && c.run == nil {
+				c.run = s // adopted without a record: take it as the desired one
+			}
 			if c.running() && c.run != nil && !sameInstance(c.run, s) {
 				if limitsOnly(c.run, s) && a.canUpdate() {
 					update = append(update, c)

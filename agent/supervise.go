@@ -255,7 +255,7 @@ func (a *Agent) watchLocked(c *ctr, gen uint64) {
 		}
 		a.onExit(c, gen, exit)
 	})
-	if c.run.Health != nil {
+	if c.run != nil && c.run.Health != nil {
 		a.scheduleHealthLocked(c, gen, c.run.Health.Interval)
 	}
 }
@@ -471,7 +471,7 @@ func (a *Agent) scheduleHealthLocked(c *ctr, gen uint64, d time.Duration) {
 
 func (a *Agent) healthCheck(c *ctr, gen uint64) {
 	a.mu.Lock()
-	if a.ctx.Err() != nil || c.gen != gen || c.state != StateRunning || c.run.Health == nil {
+	if a.ctx.Err() != nil || c.gen != gen || c.state != StateRunning || c.run == nil || c.run.Health == nil {
 		a.mu.Unlock()
 		return
 	}

@@ -463,7 +463,8 @@ func TestAdoptLiveProcess(t *testing.T) {
 		t.Skip("no /proc:", err)
 	}
 	dir := t.TempDir()
-	os.WriteFile(dir+"/otok", []byte("config container web\n option image busybox\n option restart always\n"), 0o644)
+	os.WriteFile(dir+"/otok", []byte("config container web\n option image busybox\n option restart always\n"+
+		"config container unrecorded\n option image busybox\n"), 0o644)
 	os.MkdirAll(dir+"/state/agent", 0o700)
 	spec := &ContainerSpec{Name: "web", Image: "busybox", Restart: RestartPolicy{Mode: RestartAlways}, Autostart: true, Source: "uci"}
 	st := stateFile{Version: stateVersion, Ctrs: map[string]*ctrRecord{
@@ -473,7 +474,19 @@ func TestAdoptLiveProcess(t *testing.T) {
 	b, _ := encMode.Marshal(st)
 	os.WriteFile(dir+"/state/agent/state.cbor", b, 0o600)
 
+	// another container the agent created but did not record (killed
+	// between create and its state write): the runtime lists it
+	cmd2 := exec.Command("sleep", "30")
+	if err := cmd2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd2.Process.Kill()
+	start2, _ := ProcStartTime(cmd2.Process.Pid)
 	rt := newFakeRT()
+	rt.list = []RuntimeState{
+		{Name: "unrecorded", Proc: Proc{Pid: cmd2.Process.Pid, StartTime: start2}, Running: true, Agent: true},
+		{Name: "monitored", Proc: Proc{Pid: cmd2.Process.Pid, StartTime: start2}, Running: true}, // otok run -d: not ours
+	}
 	clock := newFakeClock()
 	a := New(Options{ConfigPath: dir + "/otok", StateDir: dir + "/state", Runtime: rt, Store: fakeStore{}, Clock: clock, Log: newTestLogger()})
 	a.Load()
@@ -493,6 +506,15 @@ func TestAdoptLiveProcess(t *testing.T) {
 	if s := e.state("dead"); s == StateRunning {
 		t.Error("a reused pid was adopted")
 	}
+	if s, _ := a.Inspect("unrecorded"); s == nil || s.State != StateRunning || !s.Adopted || s.Pid != cmd2.Process.Pid {
+		t.Errorf("unrecorded agent container: %+v", s)
+	}
+	if _, err := a.Inspect("monitored"); err == nil {
+		t.Error("a container with its own monitor was adopted")
+	}
+	// its exit is seen (restart policy no: it stays down)
+	cmd2.Process.Kill()
+	e.waitState("unrecorded", StateExited)
 	cmd.Process.Kill()
 	e.waitState("web", StateRestarting)
 	s, _ = a.Inspect("web")
