@@ -85,6 +85,18 @@ func (n *NetAdapter) Attach(ctx context.Context, c *ContainerSpec, p Proc) (*Net
 	if err != nil {
 		return nil, &Error{Code: CodeInvalid, Msg: err.Error()}
 	}
+	// A port that is not there (yet: USB ethernet, netifd still starting)
+	// is "unavailable", so the container waits and is retried, rather than
+	// an error in its definition.
+	port := s.Port
+	if s.Mode == netcfg.ModeBridge && s.Bridge != netcfg.OtokBridge {
+		port = s.Bridge
+	}
+	if port != "" {
+		if _, err := resolvePort(port); err != nil {
+			return nil, &Error{Code: CodeUnavailable, Msg: fmt.Sprintf("net %s: port %s: %v", c.Net, port, err)}
+		}
+	}
 	proc := fmt.Sprintf("/proc/%d", p.Pid)
 	rec, err := netcfg.Attach(ctx, netcfg.Config{Container: c.Name, Spec: s, NetNS: proc + "/ns/net", RootDir: proc + "/root",
 		Hostname: c.Hostname, StateDir: n.StateDir, Resolve: resolvePort, DeviceID: n.DeviceID})
