@@ -28,6 +28,9 @@ type cgroup interface {
 	// processes it forks start inside (v1); v2 returns a directory fd for
 	// clone3's CLONE_INTO_CGROUP instead.
 	joinThread() (cgroupFd int, err error)
+	// enterThread moves the calling (locked) thread into the cgroup for
+	// a clone and returns the move back (v1; a no-op on v2).
+	enterThread() (back func() error, err error)
 	oomKilled() bool
 	stats() (CgroupStats, error)
 	// destroy kills what is left and removes the directories.
@@ -199,7 +202,8 @@ func killAndRemove(dir string) error {
 		}
 		if b, rerr := os.ReadFile(filepath.Join(dir, "cgroup.procs")); rerr == nil {
 			for _, f := range strings.Fields(string(b)) {
-				if pid, _ := strconv.Atoi(f); pid > 0 {
+				// (never ourselves: a thread of ours may be passing through)
+				if pid, _ := strconv.Atoi(f); pid > 0 && pid != os.Getpid() {
 					_ = unix.Kill(pid, unix.SIGKILL)
 				}
 			}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -153,17 +154,57 @@ func (c *cgroupV1) join(pid int) error {
 	return nil
 }
 
+// joinThread moves the calling thread into every hierarchy the container
+// uses. It writes "0" (the writer itself) to "tasks": a migration of the
+// calling thread alone takes no global lock, where writing a pid waits for
+// an RCU grace period.
 func (c *cgroupV1) joinThread() (int, error) {
-	tid := strconv.Itoa(unix.Gettid())
 	for _, d := range c.paths() {
 		if _, err := os.Stat(d); err != nil {
 			continue // a hierarchy this container does not use
 		}
-		if err := writeFile(d, "tasks", tid); err != nil {
+		if err := writeFile(d, "tasks", "0"); err != nil {
 			return -1, err
 		}
 	}
 	return -1, nil
+}
+
+// enterThread moves the calling thread in, and back to where it was.
+func (c *cgroupV1) enterThread() (func() error, error) {
+	self, err := os.ReadFile("/proc/thread-self/cgroup")
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: %w", err)
+	}
+	orig := map[string]string{} // hierarchy dir → cgroup path
+	for _, l := range strings.Split(string(self), "\n") {
+		f := strings.SplitN(l, ":", 3)
+		if len(f) == 3 && f[1] != "" {
+			orig[f[1]] = f[2]
+		}
+	}
+	var joined []string
+	back := func() error {
+		var first error
+		for _, h := range joined {
+			p, ok := orig[h]
+			if !ok {
+				continue
+			}
+			if err := writeFile(filepath.Join(c.layout.Root, h, p), "tasks", "0"); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	for _, d := range c.paths() {
+		if err := writeFile(d, "tasks", "0"); err != nil {
+			back()
+			return nil, err
+		}
+		joined = append(joined, filepath.Base(filepath.Dir(filepath.Dir(d))))
+	}
+	return back, nil
 }
 
 func (c *cgroupV1) oomKilled() bool {

@@ -58,7 +58,13 @@ type Container struct {
 	cmd   *exec.Cmd
 	cg    cgroup
 	state *State
+
+	parked   chan struct{} // releases the thread that cloned the init
+	released sync.Once
 }
+
+// release lets the cloning thread go (after the init is reaped).
+func (c *Container) release() { c.released.Do(func() { close(c.parked) }) }
 
 // initConfig travels from the parent to the init stage over a pipe.
 type initConfig struct {
@@ -70,8 +76,8 @@ type initConfig struct {
 	LastCap       int      `json:"lastCap"`
 	Seccomp       bool     `json:"seccomp"`
 	SeccompAdmin  bool     `json:"seccompAdmin"`
-	// UnshareCgroupNS: the init creates its cgroup namespace itself,
-	// after the parent moved it into its cgroup (v1).
+	// UnshareCgroupNS: the init creates its cgroup namespace itself
+	// (after the parent's go-ahead), instead of with the clone.
 	UnshareCgroupNS bool `json:"unshareCgroupNS,omitempty"`
 }
 
@@ -139,13 +145,8 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 	if err := unix.Mkfifo(filepath.Join(dir, "start.fifo"), 0o600); err != nil {
 		return nil, fmt.Errorf("container %s: start fifo: %w", name, err)
 	}
-	// v2: the cgroup must exist for clone3's CLONE_INTO_CGROUP. v1: it is
-	// made while the init stage starts up (the init waits for its spec).
-	lateCgroup := layout.Version == 1
-	if !lateCgroup {
-		if err := cg.create(spec.Resources, spec.Devices); err != nil {
-			return nil, fmt.Errorf("container %s: %w", name, err)
-		}
+	if err := cg.create(spec.Resources, spec.Devices); err != nil {
+		return nil, fmt.Errorf("container %s: %w", name, err)
 	}
 	cfg := initConfig{
 		Spec: *spec, Dir: dir, CgroupVersion: layout.Version, Caps: caps, LastCap: lastCap(),
@@ -203,47 +204,62 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 	if o.KillOnParentExit {
 		cmd.SysProcAttr.Pdeathsig = unix.SIGKILL
 	}
+	// The init is born in its cgroup (so its cgroup namespace, from the
+	// clone, is rooted there): v2 clones into the cgroup directly
+	// (CLONE_INTO_CGROUP); v1 moves the cloning thread into the cgroup
+	// first, which, done by the thread itself, takes no global lock (a
+	// cgroup.procs write waits for an RCU grace period, ~10 ms on a busy
+	// CPU), and moves it back after the clone.
 	if fd, err := cgroupFD(cg); err == nil && fd >= 0 {
-		// v2: clone straight into the cgroup, then into a cgroup
-		// namespace rooted there.
 		defer unix.Close(fd)
 		cmd.SysProcAttr.UseCgroupFD = true
 		cmd.SysProcAttr.CgroupFD = fd
-	} else if spec.UserNS == nil {
-		// v1: the parent moves the init into the cgroup after clone; the
-		// init unshares its cgroup namespace once it is there.
-		cmd.SysProcAttr.Cloneflags &^= unix.CLONE_NEWCGROUP
-		cfg.UnshareCgroupNS = true
-	}
-	// (v1 with a user namespace: the cgroup namespace comes with the
-	// clone, rooted at the creator's cgroup; the container then sees its
-	// cgroup paths relative to that.)
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("container %s: start init: %w", name, err)
-	}
-	specR.Close()
-	statusW.Close()
-	Tracef("create: init cloned")
-	if lateCgroup {
-		if err := cg.create(spec.Resources, spec.Devices); err != nil {
-			return nil, fmt.Errorf("container %s: %w", name, err)
-		}
-		Tracef("create: cgroup made")
 	}
 	if v1, ok := cg.(*cgroupV1); ok {
 		for _, d := range v1.paths() {
 			cfg.CgroupV1 = append(cfg.CgroupV1, filepath.Base(filepath.Dir(filepath.Dir(d))))
 		}
 	}
+	started := make(chan error, 1)
+	parked := make(chan struct{}) // closed when the cloning thread may go
+	go func() {
+		// With Pdeathsig the init is killed when the *thread* that cloned
+		// it exits: that thread stays parked until the init is reaped.
+		lockThread()
+		back, err := cg.enterThread()
+		if err != nil {
+			started <- err
+			return // the locked thread exits, leaving any cgroup it joined
+		}
+		err = cmd.Start()
+		if back() != nil {
+			started <- err
+			<-parked
+			return // could not move back: let the thread die
+		}
+		started <- err
+		if err == nil && o.KillOnParentExit {
+			<-parked
+		}
+		unlockThread()
+	}()
+	err = <-started
+	cont := &Container{r: r, Name: name, cmd: cmd, cg: cg, parked: parked}
+	defer func() {
+		if err != nil {
+			cont.release()
+		}
+	}()
+	if err != nil {
+		return nil, fmt.Errorf("container %s: start init: %w", name, err)
+	}
+	specR.Close()
+	statusW.Close()
+	Tracef("create: init cloned")
 	if err := json.NewEncoder(specW).Encode(&cfg); err != nil {
 		return nil, fmt.Errorf("container %s: send spec: %w", name, err)
 	}
 	Tracef("create: spec sent")
-	if !cmd.SysProcAttr.UseCgroupFD {
-		if err := cg.join(cmd.Process.Pid); err != nil {
-			return nil, fmt.Errorf("container %s: %w", name, err)
-		}
-	}
 	if _, err := specW.Write([]byte{'J'}); err != nil {
 		return nil, fmt.Errorf("container %s: confirm cgroup: %w", name, err)
 	}
@@ -262,7 +278,8 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 	if err := r.save(st); err != nil {
 		return nil, err
 	}
-	return &Container{r: r, Name: name, cmd: cmd, cg: cg, state: st}, nil
+	cont.state = st
+	return cont, nil
 }
 
 // cgroupFD returns a v2 cgroup directory fd for CLONE_INTO_CGROUP, or -1.
@@ -379,6 +396,7 @@ func (c *Container) Wait(ctx context.Context) (*State, error) {
 	}()
 	werr := c.cmd.Wait()
 	close(done)
+	c.release()
 	Tracef("wait: init exited")
 	code := -1
 	reason := ""
@@ -614,3 +632,5 @@ func (r *Runtime) Sweep(ctx context.Context) ([]string, error) {
 // lockThread pins the calling goroutine to its OS thread for good: the
 // thread is discarded when the goroutine exits.
 func lockThread() { goruntime.LockOSThread() }
+
+func unlockThread() { goruntime.UnlockOSThread() }

@@ -26,6 +26,13 @@ const (
 // execs the user process. It returns only on failure (after reporting it).
 func InitMain() error {
 	lockThread()
+	// Catch signals from the start: as PID 1 of its pid namespace the
+	// init would otherwise die oddly from a forwarded SIGTERM while still
+	// in Go (its default action cannot kill a namespace init, and Go then
+	// exits 2). Caught signals do not outlive exec; the reaper forwards
+	// the ones that arrived early.
+	earlySignals = make(chan os.Signal, 32)
+	signal.Notify(earlySignals)
 	status := os.NewFile(fdStatus, "status")
 	unix.CloseOnExec(fdStatus)
 	err := initStage(status)
@@ -308,12 +315,14 @@ func (pv *privileges) apply(p *Process) error {
 	return nil
 }
 
+// earlySignals receives every signal the init stage gets.
+var earlySignals chan os.Signal
+
 // reap runs the command as the only child of otok's minimal init: it
 // forwards signals to it, reaps every zombie, and returns the child's exit
 // code when it exits.
 func reap(path string, args, env []string, tty bool) int {
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs)
+	sigs := earlySignals
 	attr := &os.ProcAttr{
 		Env:   env,
 		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
