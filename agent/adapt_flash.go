@@ -88,7 +88,8 @@ func (f *FlashStore) Resolve(ctx context.Context, ref string) (*Image, error) {
 		return nil, storeErr(err)
 	}
 	m := img.Manifest
-	out := &Image{Name: m.Name, Version: m.Version, Digest: img.Digest, Args: m.Process.Args, Env: m.Process.Env, Cwd: m.Process.Cwd}
+	out := &Image{Name: m.Name, Version: m.Version, Digest: img.Digest, Args: m.Process.Args, Env: m.Process.Env, Cwd: m.Process.Cwd,
+		User: m.Process.User}
 	if m.Kind == flash.KindDir {
 		out.File = img.RootfsDir()
 	} else {

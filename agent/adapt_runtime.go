@@ -58,17 +58,14 @@ func runtimeSpec(s *RunSpec) (*runtime.Spec, error) {
 	if c.Cwd != "" {
 		p.Cwd = c.Cwd
 	}
-	if c.User != "" {
-		u, g, _ := strings.Cut(c.User, ":")
-		uid, err := strconv.Atoi(u)
+	user := c.User
+	if user == "" && s.Image != nil {
+		user = s.Image.User
+	}
+	if user != "" {
+		uid, gid, err := resolveUser(s.Rootfs, user)
 		if err != nil {
-			return nil, Errorf(CodeInvalid, "container %s: user %q: the agent takes numeric UID[:GID]", c.Name, c.User)
-		}
-		gid := uid
-		if g != "" {
-			if gid, err = strconv.Atoi(g); err != nil {
-				return nil, Errorf(CodeInvalid, "container %s: user %q: the agent takes numeric UID[:GID]", c.Name, c.User)
-			}
+			return nil, Errorf(CodeInvalid, "container %s: %v", c.Name, err)
 		}
 		p.UID, p.GID = uid, gid
 	}

@@ -79,6 +79,7 @@ type Image struct {
 	Args    []string `cbor:"args,omitempty" json:"args,omitempty"`
 	Env     []string `cbor:"env,omitempty" json:"env,omitempty"`
 	Cwd     string   `cbor:"cwd,omitempty" json:"cwd,omitempty"`
+	User    string   `cbor:"user,omitempty" json:"user,omitempty"`
 }
 
 // Store is the agent's view of flash/: resolve an image and mount it for a

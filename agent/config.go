@@ -232,6 +232,12 @@ func containerFromSection(s *uci.Section, profiles map[string]*uci.Section, warn
 	if err := c.Validate(); err != nil {
 		return c, err
 	}
+	if c.Persistent {
+		warn("%s:%d: %s: option persistent: not supported yet, the writable layer stays on tmpfs", path, s.Line, subject)
+	}
+	if c.Terminal {
+		warn("%s:%d: %s: option tty: consoles (otok attach) are not supported yet, output goes to the log", path, s.Line, subject)
+	}
 	return c, nil
 }
 

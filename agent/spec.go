@@ -18,7 +18,7 @@ type ContainerSpec struct {
 	Command  []string `cbor:"command,omitempty" json:"command,omitempty"` // argv; empty: the image's default
 	Env      []string `cbor:"env,omitempty" json:"env,omitempty"`         // KEY=VALUE
 	Cwd      string   `cbor:"cwd,omitempty" json:"cwd,omitempty"`
-	User     string   `cbor:"user,omitempty" json:"user,omitempty"` // UID[:GID]
+	User     string   `cbor:"user,omitempty" json:"user,omitempty"` // UID[:GID] or NAME[:GROUP] from the image's /etc/passwd
 	Hostname string   `cbor:"hostname,omitempty" json:"hostname,omitempty"`
 
 	Net     string   `cbor:"net,omitempty" json:"net,omitempty"` // none|host|bridge[:BR]|macvlan:PORT[.VLAN][,opts]|ipvlan:…
