@@ -46,7 +46,7 @@ func TestBadInput(t *testing.T) {
 		{"bridge:lan", []string{"192.168.1.62/24"}, func(c *netcfg.Config) { c.Container = "st" }, "network of container st is already set up"},
 	} {
 		c := newContainer(t, "bad")
-		before := links(t, r.ns)
+		before := linkSet(t, r.ns)
 		recsBefore, _ := netcfg.Records(r.state)
 		_, err := r.attach(t, c, tc.net, tc.ips, func(cfg *netcfg.Config) {
 			if tc.mod != nil {
@@ -60,7 +60,7 @@ func TestBadInput(t *testing.T) {
 		if !errors.Is(err, netcfg.ErrInvalid) {
 			t.Errorf("%s: %v is not ErrInvalid", tc.net, err)
 		}
-		if after := links(t, r.ns); after != before {
+		if after := linkSet(t, r.ns); after != before {
 			t.Errorf("%s: router links changed:\n%s\n→\n%s", tc.net, before, after)
 		}
 		if l := links(t, c.ns); strings.Contains(l, "eth0") {
@@ -80,13 +80,13 @@ func TestFailureMidwayRollsBack(t *testing.T) {
 	sum := sha256.Sum256([]byte("mid"))
 	taken := "otk" + hex.EncodeToString(sum[:4])
 	sh(t, "ip", "-n", r.ns, "link", "add", taken, "type", "bridge")
-	before := links(t, r.ns)
+	before := linkSet(t, r.ns)
 	c := newContainer(t, "mid")
 	_, err := r.attach(t, c, "bridge", nil, withPublish("8088:80"))
 	if err == nil || !strings.Contains(err.Error(), "create veth "+taken) {
 		t.Fatalf("err = %v", err)
 	}
-	if after := links(t, r.ns); after != before {
+	if after := linkSet(t, r.ns); after != before {
 		t.Errorf("router links changed:\n%s\n→\n%s", before, after)
 	}
 	if tb := nftTables(t, r.ns); strings.Contains(tb, "otok") {

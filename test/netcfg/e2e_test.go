@@ -262,14 +262,7 @@ func TestE2EPublishHttpd(t *testing.T) {
 		if out, err := r.otok(t, state, args...); err != nil {
 			t.Fatalf("%s: %v\n%s", c.name, err, out)
 		}
-		var out string
-		var err error
-		for i := 0; i < 20; i++ { // httpd starts after run -d returns
-			if out, err = fetch(r.hosts["lan3"], "http://192.168.1.1:"+c.port+"/passwd"); err == nil {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		out, err := fetchRetry(r.hosts["lan3"], "http://192.168.1.1:"+c.port+"/passwd") // httpd starts after run -d returns
 		if err != nil || !strings.Contains(out, "root:x:0:0") {
 			t.Errorf("%s: LAN host via router:%s: %q, %v", c.name, c.port, out, err)
 		}

@@ -76,7 +76,7 @@ func TestPublishOnLANBridge(t *testing.T) {
 	httpd(t, c.ns, "hello from web")
 	// A LAN host reaches the container through the router's address
 	// (hairpin: same bridge both ways).
-	if out, err := fetch(r.hosts["lan3"], "http://192.168.1.1:8080/index.html"); err != nil || !strings.Contains(out, "hello from web") {
+	if out, err := fetchRetry(r.hosts["lan3"], "http://192.168.1.1:8080/index.html"); err != nil || !strings.Contains(out, "hello from web") {
 		t.Fatalf("LAN host via router:8080: %q, %v", out, err)
 	}
 	// Traffic to port 8080 elsewhere is not redirected.
@@ -122,7 +122,7 @@ func TestPublishOnOtokBridge(t *testing.T) {
 		{r.hosts["wan"], "http://203.0.113.2:8081/index.html"},
 		{b.ns, "http://10.213.0.2/index.html"},
 	} {
-		if out, err := fetch(from.ns, from.url); err != nil || !strings.Contains(out, "hello from a") {
+		if out, err := fetchRetry(from.ns, from.url); err != nil || !strings.Contains(out, "hello from a") {
 			t.Errorf("%s from %s: %q, %v", from.url, from.ns, out, err)
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -174,6 +176,42 @@ func (r *router) detach(t *testing.T, c *container) {
 func links(t *testing.T, ns string) string {
 	t.Helper()
 	return sh(t, "ip", "-n", ns, "-o", "link", "show")
+}
+
+var linkLineRe = regexp.MustCompile(`^\d+: ([^:@ ]+)`)
+var aliasRe = regexp.MustCompile(`alias (\S+)`)
+
+// linkSet is the set of links of ns as "name alias" lines — what a failed
+// attach must leave unchanged (states and flags change on their own).
+func linkSet(t *testing.T, ns string) string {
+	t.Helper()
+	var out []string
+	for _, l := range strings.Split(links(t, ns), "\n") {
+		m := linkLineRe.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		e := m[1]
+		if a := aliasRe.FindStringSubmatch(l); a != nil {
+			e += " " + a[1]
+		}
+		out = append(out, e)
+	}
+	sort.Strings(out)
+	return strings.Join(out, "\n")
+}
+
+// fetchRetry is fetch, retried for a few seconds while the server starts.
+func fetchRetry(ns, url string) (string, error) {
+	var out string
+	var err error
+	for i := 0; i < 30; i++ {
+		if out, err = fetch(ns, url); err == nil {
+			return out, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return out, err
 }
 
 func pingOK(ns, ip string) error {
