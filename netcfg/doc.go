@@ -38,6 +38,16 @@
 //	err = netcfg.Detach(ctx, "/run/otok/net", "dns")
 //	err = netcfg.Sweep(ctx, "/run/otok/net", "", isRunning)
 //
+// Kernel and OpenWrt: veth, bridge and macvlan always; 8021q for PORT.VID,
+// ipvlan for ipvlan:PORT; nf_tables with nft_chain_nat, nft_nat, nft_masq,
+// nft_ct and nft_fib_ipv4 for otok0 NAT and -p (on OpenWrt firewall4
+// pulls all of these in). fw4's forward chain drops traffic of interfaces
+// in no zone, so otok0 must join a zone (lan, or its own with masquerading
+// off — otok masquerades) for its containers to reach beyond the router.
+// A DSA port that is a member of br-lan cannot carry a macvlan (the
+// bridge owns its receive path): use macvlan:br-lan or bridge:br-lan, or
+// take the port out of the bridge.
+//
 // DHCP renewal: Attach obtains the lease synchronously and records it.
 // Keeping it is the job of a long-lived process that calls Maintain (the
 // agent for every container; `otok run` in the foreground for its own); a

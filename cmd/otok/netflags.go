@@ -180,6 +180,14 @@ func maintainNetwork(ctx context.Context, e *env, container string) error {
 	return netcfg.Maintain(ctx, netStateDir(e), container)
 }
 
+// detachNetwork removes a container's network (releasing its DHCP lease
+// from the namespace netcfg keeps pinned until then). For whoever sees a
+// detached container exit — the monitor — so a stopped container does
+// not keep its address; removal detaches too, and it is idempotent.
+func detachNetwork(ctx context.Context, e *env, container string) error {
+	return netcfg.Detach(ctx, netStateDir(e), container)
+}
+
 func init() {
 	containerRemoveHooks = append(containerRemoveHooks, func(ctx context.Context, e *env, st *runtime.State) {
 		if err := netcfg.Detach(ctx, netStateDir(e), st.Spec.Name); err != nil {
