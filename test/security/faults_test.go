@@ -485,3 +485,80 @@ func TestKill9CLI(t *testing.T) {
 	record(t, "faults", faultRec{"kill -9 otok CLI during import/image rm/stop/rm/gc (store verifies, no temp or half image, no leaks)", n, violations, detail})
 	t.Logf("%d trials, %d violations: %s", n, violations, detail)
 }
+
+// TestStoreFullMidImport fills the store's filesystem while an import is
+// streaming (from a pipe, so the moment is exact): the import must fail
+// with a no-space error, remove its temp file and leave the store as it
+// was; with the space back, the same import succeeds.
+func TestStoreFullMidImport(t *testing.T) {
+	w := newWorld(t)
+	small := filepath.Join(w.dir, "small")
+	os.MkdirAll(small, 0o755)
+	if err := syscall.Mount("tmpfs", small, "tmpfs", 0, "size=12m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(small, syscall.MNT_DETACH) })
+	noise := filepath.Join(t.TempDir(), "noise")
+	os.MkdirAll(filepath.Join(noise, "data"), 0o755)
+	blob := make([]byte, 5<<20)
+	rand.New(rand.NewSource(2)).Read(blob)
+	os.WriteFile(filepath.Join(noise, "data", "blob"), blob, 0o644)
+	img := filepath.Join(w.dir, "five.otok")
+	w.must("image", "build", "--from", noise, "--name", "five", "--version", "1", "--key", w.keyPath, "-o", img, "--comp", "gzip")
+	data, _ := os.ReadFile(img)
+
+	store := filepath.Join(small, "store")
+	w.store = store
+	w.must("df")
+	before := treeDigest(store)
+	cmd := exec.Command(w.bin, w.args("image", "import", "-")...)
+	stdin, _ := cmd.StdinPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stdin.Write(data[:1<<20])
+	time.Sleep(300 * time.Millisecond)
+	// Fill what is left but 64 KiB.
+	var st syscall.Statfs_t
+	syscall.Statfs(small, &st)
+	free := int64(st.Bavail)*int64(st.Bsize) - 64<<10
+	filler := filepath.Join(small, "filler")
+	f, _ := os.Create(filler)
+	f.Write(make([]byte, free))
+	f.Close()
+	stdin.Write(data[1<<20:])
+	stdin.Close()
+	err := cmd.Wait()
+	rec := faultRec{Fault: "store fills up mid-import (tmpfs, import from a pipe)", Trials: 1}
+	msg := lastLine(stderr.String())
+	switch {
+	case err == nil:
+		rec.Violations, rec.Detail = 1, "import succeeded on a full filesystem"
+	case !strings.Contains(stderr.String(), "no space") && !strings.Contains(stderr.String(), "space"):
+		rec.Violations, rec.Detail = 1, "error does not say no space: "+msg
+	default:
+		rec.Detail = msg
+	}
+	if after := treeDigest(store); after != before {
+		rec.Violations++
+		rec.Detail += "; store changed: " + lineDiff(before, after)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(store, "tmp")); len(ents) != 0 {
+		rec.Violations++
+		rec.Detail += fmt.Sprintf("; %d temp files left", len(ents))
+	}
+	os.Remove(filler)
+	if _, e, c := w.run(time.Minute, "image", "import", img); c != 0 {
+		rec.Violations++
+		rec.Detail += "; import with space back failed: " + lastLine(e)
+	} else {
+		w.run(time.Minute, "image", "rm", "five")
+	}
+	record(t, "faults", rec)
+	if rec.Violations > 0 {
+		t.Error(rec.Detail)
+	}
+	t.Logf("store full mid-import: %s", rec.Detail)
+}
