@@ -246,3 +246,26 @@ func TestResolvePortVLAN(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseFlags: the --net/--ip/-p/--mac parsers never panic, and what
+// --net accepts prints back to something that parses the same.
+func FuzzParseFlags(f *testing.F) {
+	for _, s := range []string{"macvlan:lan2.10,mode=private", "bridge:br-lan", "ipvlan:wan,l3", "192.168.1.5/24,gw=192.168.1.1", "8080:80/udp", "02:42:ac:11:00:02", "dhcp", "fd00::1/64"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ParseAddr(s)
+		ParsePublish(s)
+		ParseMAC(s)
+		ParseDNS(s)
+		sp, err := ParseNet(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseNet(sp.String())
+		if err != nil || again.String() != sp.String() || again.VLAN != sp.VLAN {
+			t.Fatalf("%q → %q → %v %v", s, sp.String(), again, err)
+		}
+		sp.Check()
+	})
+}
