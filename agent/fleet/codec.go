@@ -267,19 +267,21 @@ func (c *ContainerSpec) check() error {
 }
 
 var (
-	idRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
+	idRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_:-]{0,63}$`)
 	nameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	scopeRE = regexp.MustCompile(`^(dev|group)/[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
+	scopeRE = regexp.MustCompile(`^(dev|group)/[A-Za-z0-9][A-Za-z0-9_:-]{0,63}$`)
 )
 
 // ValidID reports whether s can be a device id, group name or request id:
-// 1–64 of [A-Za-z0-9._:-], not starting with punctuation, so it is always
-// a single MQTT topic level without wildcards.
+// 1–64 of [A-Za-z0-9_:-], not starting with punctuation, so it is always
+// a single MQTT topic level without wildcards. No '.': NATS maps MQTT
+// topic levels to subject tokens and refuses topics with '.' (or ' '),
+// disconnecting the client.
 func ValidID(s string) bool { return idRE.MatchString(s) }
 
 func checkID(what, s string) error {
 	if !idRE.MatchString(s) {
-		return invalidf("%s %q: want 1-64 of [A-Za-z0-9._:-]", what, s)
+		return invalidf("%s %q: want 1-64 of [A-Za-z0-9_:-]", what, s)
 	}
 	return nil
 }

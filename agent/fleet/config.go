@@ -48,11 +48,11 @@ func (c *Config) setDefaults() error {
 		return errors.New("fleet: no broker configured")
 	}
 	if !ValidID(c.DeviceID) {
-		return fmt.Errorf("fleet: device id %q: want 1-64 of [A-Za-z0-9._:-]", c.DeviceID)
+		return fmt.Errorf("fleet: device id %q: want 1-64 of [A-Za-z0-9_:-]", c.DeviceID)
 	}
 	for _, g := range c.Groups {
 		if !ValidID(g) {
-			return fmt.Errorf("fleet: group %q: want 1-64 of [A-Za-z0-9._:-]", g)
+			return fmt.Errorf("fleet: group %q: want 1-64 of [A-Za-z0-9_:-]", g)
 		}
 	}
 	if c.Heartbeat <= 0 {

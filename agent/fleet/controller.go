@@ -44,14 +44,31 @@ type DeviceView struct {
 // Online reports whether the device is online. An offline state whose
 // bdseq is older than the status's is the late Will of a replaced session
 // (Sparkplug's rule) and does not count.
+//
+// A device whose last status is older than three heartbeats (plus the
+// clock skew allowance) is not online either, whatever its retained state
+// says: that happens when the broker node holding its connection dies with
+// it (no node is left to publish the Will), or when a broker restores
+// retained "online" states from persistence after a crash.
 func (v *DeviceView) Online() bool {
-	if v.State == nil {
+	if v.State == nil || v.Stale(time.Now()) {
 		return false
 	}
 	if v.State.Online {
 		return true
 	}
 	return v.Status != nil && v.Status.BdSeq > v.State.BdSeq
+}
+
+// Stale reports whether the device has missed three heartbeats by now
+// (judged by the device's own status time).
+func (v *DeviceView) Stale(now time.Time) bool {
+	st := v.Status
+	if st == nil || st.Heartbeat == 0 {
+		return false
+	}
+	limit := 3*time.Duration(st.Heartbeat)*time.Second + Skew
+	return now.Sub(time.UnixMilli(int64(st.Time))) > limit
 }
 
 // DevEvent is an event with the device it came from.

@@ -30,6 +30,7 @@ type Status struct {
 	Reached    map[string]Reached `cbor:"9,keyasint,omitempty"`  // scope ("dev/<id>" or "group/<g>") → version reached
 	Dropped    uint64             `cbor:"10,keyasint,omitempty"` // events dropped from the offline queue
 	Groups     []string           `cbor:"11,keyasint,omitempty"`
+	Heartbeat  uint32             `cbor:"12,keyasint,omitempty"` // seconds between statuses at most
 }
 
 // Board says what the device is.

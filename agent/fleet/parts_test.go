@@ -105,12 +105,27 @@ func TestTopics(t *testing.T) {
 	if _, _, ok := splitDevTopic("otok/v1/group/x/desired"); ok {
 		t.Fatal("group topic split as device")
 	}
-	for _, s := range []string{"", "a/b", "+", "#", "-x", string(make([]byte, 65))} {
+	for _, s := range []string{"", "a/b", "+", "#", "-x", "a.b", "a b", string(make([]byte, 65))} {
 		if ValidID(s) {
 			t.Errorf("ValidID(%q)", s)
 		}
 	}
 	if DeviceIDFromMAC("94:83:3C:1A:2B:3C") != "94833c1a2b3c" {
 		t.Fatal("mac")
+	}
+}
+
+func TestStale(t *testing.T) {
+	now := time.UnixMilli(1764340000000)
+	v := DeviceView{State: &State{Online: true, BdSeq: 1}, Status: &Status{BdSeq: 1, Heartbeat: 60, Time: uint64(now.Add(-time.Minute).UnixMilli())}}
+	if v.Stale(now) {
+		t.Fatal("fresh status stale")
+	}
+	if !v.Stale(now.Add(10 * time.Minute)) {
+		t.Fatal("status 11 min old with a 1 min heartbeat not stale")
+	}
+	v.Status.Heartbeat = 0
+	if v.Stale(now.Add(time.Hour)) {
+		t.Fatal("no heartbeat declared: never stale")
 	}
 }

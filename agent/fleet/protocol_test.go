@@ -38,10 +38,11 @@ func sampleStatus() Status {
 			{Name: "mon", Image: "busybox", State: "restarting", Exit: &Exit{Code: 137, Signal: 9, OOM: true, Reason: "OOM killed"}, Restarts: 3},
 			{Name: "vpn", Image: "busybox", State: "stopped", Exit: &Exit{Code: 0, Signal: 15}},
 		},
-		Flash:   &Flash{Free: 41 << 20, Reserve: 4 << 20, Store: 15 << 20},
-		Reached: map[string]Reached{"dev/94833c1a2b3c": {Version: 3}, "group/lab": {Version: 7, Errors: []ItemError{{Item: "container/vpn", Code: CodeUnavailable, Msg: "image wg not available"}}}},
-		Groups:  []string{"lab"},
-		Dropped: 2,
+		Flash:     &Flash{Free: 41 << 20, Reserve: 4 << 20, Store: 15 << 20},
+		Reached:   map[string]Reached{"dev/94833c1a2b3c": {Version: 3}, "group/lab": {Version: 7, Errors: []ItemError{{Item: "container/vpn", Code: CodeUnavailable, Msg: "image wg not available"}}}},
+		Groups:    []string{"lab"},
+		Dropped:   2,
+		Heartbeat: 300,
 	}
 }
 

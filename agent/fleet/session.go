@@ -471,6 +471,7 @@ func (s *Session) StatusDoc(ctx context.Context) (Status, error) {
 		st.BdSeq = l.bdseq
 	}
 	st.Groups = s.cfg.Groups
+	st.Heartbeat = uint32(s.cfg.Heartbeat / time.Second)
 	_, st.Dropped = s.q.stats()
 	s.dmu.Lock()
 	if len(s.reached) > 0 {

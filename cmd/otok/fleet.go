@@ -266,9 +266,12 @@ func printLs(w io.Writer, k *fleet.Controller, devs []fleet.DeviceView) {
 		}
 		r, f := counts(d.Status)
 		o := "no"
-		if d.Online() {
+		switch {
+		case d.Online():
 			o = "yes"
 			on++
+		case d.State != nil && d.State.Online && d.Stale(time.Now()):
+			o = "stale" // retained online, but three heartbeats missed
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", d.ID, o, model, ver, r, f, versions(k, d.Status))
 	}
@@ -585,7 +588,7 @@ func scopeOf(group, dev string) (string, error) {
 	case dev != "" && group == "" && fleet.ValidID(dev):
 		return "dev/" + dev, nil
 	}
-	return "", usagef("want one of --group G or --device D (1-64 of [A-Za-z0-9._:-])")
+	return "", usagef("want one of --group G or --device D (1-64 of [A-Za-z0-9_:-])")
 }
 
 func fleetDeploy(ctx context.Context, e *env, args []string) error {
