@@ -31,6 +31,9 @@ type cgroup interface {
 	// enterThread moves the calling (locked) thread into the cgroup for
 	// a clone and returns the move back (v1; a no-op on v2).
 	enterThread() (back func() error, err error)
+	// pidsMaxFile is the pids limit file, which the init stage writes
+	// just before exec ("" without a pids controller).
+	pidsMaxFile() string
 	oomKilled() bool
 	stats() (CgroupStats, error)
 	// destroy kills what is left and removes the directories.

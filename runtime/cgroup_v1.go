@@ -108,11 +108,8 @@ func (c *cgroupV1) create(r Resources, devices []Device) error {
 			}
 		}
 	}
-	if d := c.dir("pids"); d != "" && r.PidsLimit > 0 {
-		if err := writeFile(d, "pids.max", strconv.FormatInt(r.PidsLimit, 10)); err != nil {
-			return err
-		}
-	}
+	// pids.max is written by the init stage just before it execs (see
+	// pidsMaxFile): the Go init stage itself needs several threads.
 	if d := c.dir("devices"); d != "" && c.only["devices"] {
 		if err := writeFile(d, "devices.deny", "a"); err != nil {
 			return err
@@ -205,6 +202,13 @@ func (c *cgroupV1) enterThread() (func() error, error) {
 		joined = append(joined, filepath.Base(filepath.Dir(filepath.Dir(d))))
 	}
 	return back, nil
+}
+
+func (c *cgroupV1) pidsMaxFile() string {
+	if d := c.dir("pids"); d != "" {
+		return filepath.Join(d, "pids.max")
+	}
+	return ""
 }
 
 func (c *cgroupV1) oomKilled() bool {

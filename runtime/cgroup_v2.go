@@ -82,9 +82,6 @@ func v2Settings(r Resources) [][2]string {
 	if w > 0 {
 		out = append(out, [2]string{"cpu.weight", strconv.FormatInt(w, 10)})
 	}
-	if r.PidsLimit > 0 {
-		out = append(out, [2]string{"pids.max", strconv.FormatInt(r.PidsLimit, 10)})
-	}
 	return out
 }
 
@@ -103,6 +100,8 @@ func (c *cgroupV2) joinThread() (int, error) {
 func (c *cgroupV2) enterThread() (func() error, error) {
 	return func() error { return nil }, nil // clone3 CLONE_INTO_CGROUP instead
 }
+
+func (c *cgroupV2) pidsMaxFile() string { return filepath.Join(c.dir, "pids.max") }
 
 func (c *cgroupV2) oomKilled() bool { return readKey(c.dir, "memory.events", "oom_kill") > 0 }
 

@@ -79,6 +79,8 @@ type initConfig struct {
 	// UnshareCgroupNS: the init creates its cgroup namespace itself
 	// (after the parent's go-ahead), instead of with the clone.
 	UnshareCgroupNS bool `json:"unshareCgroupNS,omitempty"`
+	// PidsMaxFile gets Spec.Resources.PidsLimit right before exec.
+	PidsMaxFile string `json:"pidsMaxFile,omitempty"`
 }
 
 // Cgroups returns the host's cgroup layout (detected once).
@@ -203,6 +205,12 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 	}
 	if o.KillOnParentExit {
 		cmd.SysProcAttr.Pdeathsig = unix.SIGKILL
+	}
+	if spec.Resources.PidsLimit > 0 {
+		cfg.PidsMaxFile = cg.pidsMaxFile()
+		if cfg.PidsMaxFile != "" && spec.UserNS != nil {
+			os.Chown(cfg.PidsMaxFile, spec.UserNS.HostUID, spec.UserNS.HostGID)
+		}
 	}
 	// The init is born in its cgroup (so its cgroup namespace, from the
 	// clone, is rooted there): v2 clones into the cgroup directly

@@ -54,6 +54,10 @@
 // CGO_ENABLED=0 (as the Makefile does): with cgo, exec of /proc/self/exe
 // after setns fails.
 //
+// The pids limit is written by the init stage itself just before exec
+// (the Go stage needs more threads than a small limit allows); with
+// Process.Init the reaper's own threads (about six) are added to it.
+//
 // # Defaults
 //
 // Capabilities: DefaultCaps. Seccomp: SeccompFilter (deny list, EPERM).
