@@ -420,3 +420,35 @@ func (ad *AgentAdapter) save(m map[string]ContainerSpec) {
 		os.Rename(tmp, ad.ManagedFile)
 	}
 }
+
+// ForAgent is the whole wiring for `otok agent`: it reads the `config
+// fleet` section (through the UCI section's Get and List), and returns the
+// session over the agent, or on=false when the section says enabled '0'.
+// labelMAC gives the default device id; stateDir keeps the fleet-managed
+// container set and the desired versions reached (written only when they
+// change). The caller runs s.Run(ctx) and cancels ctx on shutdown, which
+// publishes death.
+//
+//	if sec := fleetSection(uciFile); sec != nil {
+//		s, on, err := fleet.ForAgent(a, sec.Get, sec.List, labelMAC, stateDir, board)
+//		if err != nil { log.Printf("fleet: %v", err) } else if on { go s.Run(ctx) }
+//	}
+func ForAgent(a *agent.Agent, get func(string) (string, bool), list func(string) []string, labelMAC, stateDir string, board Board) (s *Session, on bool, err error) {
+	cfg, on, err := ParseConfig(get, list, DeviceIDFromMAC(labelMAC))
+	if err != nil || !on {
+		return nil, on, err
+	}
+	if stateDir != "" {
+		if err := os.MkdirAll(stateDir, 0o700); err != nil {
+			return nil, on, fmt.Errorf("fleet: %w", err)
+		}
+		cfg.VersionsFile = stateDir + "/fleet-versions.cbor"
+	}
+	cfg.Version = a.Status().Version
+	ad := &AgentAdapter{A: a, Board: board}
+	if stateDir != "" {
+		ad.ManagedFile = stateDir + "/fleet-managed.cbor"
+	}
+	s, err = NewSession(cfg, ad)
+	return s, on, err
+}

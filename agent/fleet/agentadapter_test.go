@@ -85,3 +85,28 @@ func TestAgentAdapter(t *testing.T) {
 		t.Fatal("no agent event")
 	}
 }
+
+func TestForAgent(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "otok")
+	os.WriteFile(conf, []byte("config agent\n"), 0o600)
+	a := agent.New(agent.Options{ConfigPath: conf, StateDir: filepath.Join(dir, "state"), Socket: filepath.Join(dir, "sock"), Version: "v9", Log: log.New(io.Discard, "", 0)})
+	a.Load()
+	defer a.Close()
+	opts := map[string]string{"broker": "tcp://127.0.0.1:1883", "group": "lab"}
+	get := func(n string) (string, bool) { v, ok := opts[n]; return v, ok }
+	list := func(n string) []string {
+		if v, ok := opts[n]; ok {
+			return []string{v}
+		}
+		return nil
+	}
+	s, on, err := ForAgent(a, get, list, "94:83:3C:1A:2B:3C", filepath.Join(dir, "fleet"), Board{Model: "m"})
+	if err != nil || !on || s.ID() != "94833c1a2b3c" {
+		t.Fatalf("%v %v %+v", err, on, s)
+	}
+	opts["enabled"] = "0"
+	if s, on, err := ForAgent(a, get, list, "x", "", Board{}); s != nil || on || err != nil {
+		t.Fatalf("disabled: %v %v %v", s, on, err)
+	}
+}
