@@ -18,9 +18,12 @@
 // and parses `config fleet` into a Config.
 //
 // Files: message.go (types), codec.go (strict bounded decoding), cose.go
-// (signatures, keys), topics.go, session.go (connection, birth/death,
+// (signatures, keys), topics.go, config.go and uciconfig.go, dial.go
+// (buffered broker connections), session.go (connection, birth/death,
 // status, events), command.go (cmd → reply), desired.go, replay.go,
-// backoff.go, queue.go, controller.go, fake.go and sim.go (simulation).
+// backoff.go, queue.go, agentadapter.go (the daemon's command API),
+// controller.go, docfile.go and yaml.go (deploy files), fake.go and sim.go
+// (simulation).
 // fleettest/ starts real brokers (mosquitto, a NATS cluster) for tests.
 //
 // Delivery guarantees, as MQTT 3.1.1 with clean sessions gives them:
@@ -31,10 +34,25 @@
 // sees every device's last status. Events published while offline wait in
 // RAM (QueueSize, oldest dropped first, counted in status).
 //
-// Broker configuration for a fleet: raise mosquitto's max_queued_messages
-// (its default of 1000 silently drops QoS 1 replies to a controller
-// subscribed to otok/v1/dev/+/reply at a few thousand devices) and set
-// set_tcp_nodelay true.
+// Brokers. mosquitto: raise max_queued_messages (its default of 1000
+// silently drops QoS 1 replies to a controller subscribed to
+// otok/v1/dev/+/reply at a few thousand devices) and set set_tcp_nodelay
+// true; its listen backlog is 100, which is why reconnects are jittered.
+// NATS (2.9, MQTT listener over JetStream, tested as a 3-node cluster):
+// QoS 0 and 1 only (otok uses no QoS 2); ids and group names must not
+// contain '.' or ' ' (NATS refuses such topics and drops the client — ids
+// here never do); every QoS 1 subscription is a replicated JetStream
+// consumer created on each connect, so devices subscribe at QoS 0, which
+// with clean sessions loses nothing; while JetStream re-elects a leader
+// after a node dies, CONNECT stalls ~4 s and fails and SUBACK may refuse
+// topics (0x80) — devices treat that as a failed connect and back off, and
+// failover took 0.2 s (leader survived) to 9 s (leader on the dead node);
+// a node that dies takes its clients' Wills with it, so controllers also
+// treat three missed status heartbeats as offline. Retained messages are
+// JetStream-stored and seen from every node.
+//
+// The daemon wires a session with ForAgent (config fleet section, agent
+// adapter, state files); image import by URL needs AgentAdapter.ImportURL.
 //
 // Example, on the device:
 //
