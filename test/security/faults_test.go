@@ -38,6 +38,7 @@ type agentWorld struct {
 	prefix                 string
 	cmd                    *exec.Cmd
 	log                    *bytes.Buffer
+	ubusSock               string // option ubus_socket, if set
 }
 
 func newAgentWorld(t *testing.T) *agentWorld {
@@ -63,7 +64,11 @@ func (a *agentWorld) name(s string) string { return a.prefix + "_" + s }
 // configFor writes the UCI file for a set of container roles.
 func (a *agentWorld) configFor(roles []string) {
 	var b strings.Builder
-	b.WriteString("config agent\n\toption stop_timeout 2\n\n")
+	b.WriteString("config agent\n\toption stop_timeout 2\n")
+	if a.ubusSock != "" {
+		fmt.Fprintf(&b, "\toption ubus_socket '%s'\n", a.ubusSock)
+	}
+	b.WriteString("\n")
 	for i, r := range roles {
 		fmt.Fprintf(&b, "config container %s\n\toption image '%s'\n", a.name(r), a.img)
 		b.WriteString("\tlist command /bin/sh\n\tlist command -c\n\tlist command 'trap \"exit 0\" TERM; while :; do sleep 1; done'\n")
