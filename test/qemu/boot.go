@@ -61,13 +61,16 @@ type RunOptions struct {
 
 // Result is what came back.
 type Result struct {
-	Exit     int           // job exit code (-1 if no exit marker)
-	InitAt   time.Duration // host wall time from qemu start to the init marker
-	GuestUp  time.Duration // guest uptime when /init started
-	Wall     time.Duration
-	Markers  []Marker
-	Tail     []string // last console lines
-	TimedOut bool
+	Exit    int           // job exit code (-1 if no exit marker)
+	InitAt  time.Duration // host wall time from qemu start to the init marker
+	GuestUp time.Duration // guest uptime when /init started
+	// GuestReady is the guest uptime when /init had mounted, switched
+	// root, loaded modules and configured the network.
+	GuestReady time.Duration
+	Wall       time.Duration
+	Markers    []Marker
+	Tail       []string // last console lines
+	TimedOut   bool
 }
 
 // TailString is the console tail for failure messages.
@@ -143,8 +146,16 @@ func (g *Guest) Run(ctx context.Context, job Job, o RunOptions) (*Result, error)
 			switch m.Kind {
 			case "init":
 				res.InitAt = time.Since(start)
-				if ms, err := strconv.Atoi(m.Args); err == nil {
-					res.GuestUp = time.Duration(ms) * time.Millisecond
+				f := strings.Fields(m.Args)
+				if len(f) > 0 {
+					if ms, err := strconv.Atoi(f[0]); err == nil {
+						res.GuestUp = time.Duration(ms) * time.Millisecond
+					}
+				}
+				if len(f) > 1 {
+					if ms, err := strconv.Atoi(f[1]); err == nil {
+						res.GuestReady = time.Duration(ms) * time.Millisecond
+					}
 				}
 			case "exit":
 				if c, err := strconv.Atoi(m.Args); err == nil {

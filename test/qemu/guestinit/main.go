@@ -7,7 +7,7 @@
 // the job in /job (argv, env, cwd; NUL-separated) and reports to the host
 // with marker lines on the console:
 //
-//	@@OTOK-QEMU init <guest uptime ms>
+//	@@OTOK-QEMU init <uptime ms when /init started> <uptime ms when ready>
 //	@@OTOK-QEMU exit <code>
 //
 // and powers the guest off.
@@ -62,7 +62,7 @@ func main() {
 			_ = os.Symlink("toybox", "/bin/"+t)
 		}
 	}
-	fmt.Printf("\n%sinit %d\n", marker, up)
+	fmt.Printf("\n%sinit %d %d\n", marker, up, uptimeMS())
 	code := runJob(logf)
 	fmt.Printf("\n%sexit %d\n", marker, code)
 	unix.Sync()

@@ -22,6 +22,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -232,23 +234,78 @@ func (s *scenario) runRm() (string, error) {
 	return "exit codes 0, 7 propagated", nil
 }
 
+// oom: a detached container allocating 64 MiB under --memory 16M must be
+// OOM-killed (exit 137 / oomKilled). While it runs, memory.events and the
+// refault counters of its cgroup are sampled: under TCG with the binary on
+// xz squashfs, reclaim before the kill can re-fault text pages for a long
+// time, and the samples show whether that is what happens.
 func (s *scenario) oom() (string, error) {
-	// Under TCG with the binary on xz squashfs, reclaim before the OOM kill
-	// re-faults text pages slowly (armhf ~35 s): allow minutes.
-	out, err := sh(4*time.Minute, otok, "run", "--rm", "--memory", "16M", image, "/bin/toybox", "memhog", "64")
-	code := exitCode(err)
-	if err == nil || strings.Contains(out, "64 MiB allocated") {
-		return "", fmt.Errorf("memhog 64 MiB under --memory 16M: exit %d, not killed: %s", code, lastLine(out))
+	defer func() { _, _ = sh(time.Minute, otok, "rm", "-f", "oom") }()
+	if out, err := sh(time.Minute, otok, "run", "-d", "--name", "oom", "--memory", "16M", image, "/bin/toybox", "memhog", "64"); err != nil {
+		return "", fmt.Errorf("run -d --memory 16M memhog: %v: %s", err, lastLine(out))
 	}
-	if code != 137 && !strings.Contains(strings.ToLower(out), "oom") {
-		return "", fmt.Errorf("memhog under --memory 16M: exit %d, want 137 (SIGKILL by the OOM killer): %s", code, lastLine(out))
+	start := time.Now()
+	var samples []string
+	var last map[string]any
+	for time.Since(start) < 4*time.Minute {
+		out, err := sh(30*time.Second, otok, "inspect", "oom")
+		if err == nil {
+			var list []map[string]any
+			if json.Unmarshal([]byte(out), &list) == nil && len(list) > 0 {
+				last = list[0]
+			} else {
+				_ = json.Unmarshal([]byte(out), &last)
+			}
+		}
+		if st, _ := find(last, "status").(string); st != "" && st != "running" && st != "created" {
+			break
+		}
+		if cg := cgroupOf("oom"); cg != "" {
+			samples = append(samples, fmt.Sprintf("t=%ds %s %s", int(time.Since(start).Seconds()),
+				oneLine(readFile(cg+"/memory.events")), statFields(readFile(cg+"/memory.stat"), "pgmajfault", "workingset_refault_file")))
+		}
+		time.Sleep(5 * time.Second)
+	}
+	d := time.Since(start).Round(100 * time.Millisecond)
+	st, _ := find(last, "status").(string)
+	code, _ := find(last, "exitCode").(float64)
+	oomKilled, _ := find(last, "oomKilled").(bool)
+	tail := ""
+	if len(samples) > 0 {
+		tail = "; cgroup samples: " + strings.Join(samples[max(0, len(samples)-4):], " | ")
+	}
+	if st == "running" || st == "" {
+		return "", fmt.Errorf("memhog 64 MiB under --memory 16M not killed after %v (status %q)%s", d, st, tail)
+	}
+	if int(code) != 137 && !oomKilled {
+		return "", fmt.Errorf("memhog under --memory 16M: status %s exit %d oomKilled %v after %v, want 137%s", st, int(code), oomKilled, d, tail)
 	}
 	// Under the limit it runs.
-	out, err = sh(2*time.Minute, otok, "run", "--rm", "--memory", "64M", image, "/bin/toybox", "exit", "0")
-	if err != nil {
+	if out, err := sh(2*time.Minute, otok, "run", "--rm", "--memory", "64M", image, "/bin/toybox", "exit", "0"); err != nil {
 		return "", fmt.Errorf("run under --memory 64M: %v: %s", err, lastLine(out))
 	}
-	return fmt.Sprintf("exit %d", code), nil
+	return fmt.Sprintf("killed after %v: exit %d, oomKilled %v", d, int(code), oomKilled), nil
+}
+
+// cgroupOf finds a container's cgroup directory under /sys/fs/cgroup.
+func cgroupOf(name string) string {
+	for _, pat := range []string{"/sys/fs/cgroup/otok/" + name, "/sys/fs/cgroup/otok/" + name + "*", "/sys/fs/cgroup/*/" + name, "/sys/fs/cgroup/*/*/" + name} {
+		if m, _ := filepath.Glob(pat); len(m) > 0 {
+			return m[0]
+		}
+	}
+	return ""
+}
+
+func statFields(stat string, keys ...string) string {
+	var out []string
+	for _, l := range strings.Split(stat, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 2 && slices.Contains(keys, f[0]) {
+			out = append(out, f[0]+" "+f[1])
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 func (s *scenario) pids() (string, error) {
