@@ -78,8 +78,14 @@ test: deps vet unit unit-qemu system $(if $(filter 1,$(OTOK_SKIP_QEMU)),,test-qe
 test-qemu: deps cross
 	QEMU_ARCHES="$(QEMU_ARCHES)" QEMU_PKGS="$(QEMU_PKGS)" OTOK_DIST=$(CURDIR)/$(DIST) $(GO) run ./test/qemu/cmd/otok-qemu
 
-bench: build
+# Every benchmark, each printing its table: container start against crun,
+# runc, lxc and systemd-nspawn (test/bench.sh), image import against cp+sync
+# and squashfs compressors (test/flash), network setup against ip/nft
+# scripts (test/netcfg).
+bench: build cross
 	@bash test/bench.sh
+	OTOK_BENCH=1 OTOK_BIN=$(CURDIR)/$(DIST)/otok OTOK_BENCH_ROOTFS=$(OTOK_BENCH_ROOTFS) $(GO) test -count=1 -run Bench -v ./test/flash
+	OTOK_BENCH=1 OTOK_BIN=$(CURDIR)/$(DIST)/otok $(GO) test -count=1 -run BenchSetupTeardown -v ./test/netcfg
 
 demo: deps build
 	@bash test/demo.sh
