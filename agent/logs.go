@@ -27,17 +27,20 @@ const TrimInterval = 10 * time.Second
 
 func (a *Agent) logPath(name string) string { return filepath.Join(a.logDir(), name+".log") }
 
-// trimLogs punches out all but the last keep bytes of every log file.
+// trimLogs punches out all but the last keep bytes of every container's
+// log file. It stats the files of the containers it knows (no directory
+// reads, which would update the directory's atime on a disk-backed state
+// dir).
 func (a *Agent) trimLogs() {
 	a.mu.Lock()
 	keep := a.cfg.Agent.LogSize
-	dir := a.logDir()
+	paths := make([]string, 0, len(a.ctrs))
+	for n := range a.ctrs {
+		paths = append(paths, a.logPath(n))
+	}
 	a.mu.Unlock()
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		if filepath.Ext(e.Name()) == ".log" {
-			trimFile(filepath.Join(dir, e.Name()), keep)
-		}
+	for _, p := range paths {
+		trimFile(p, keep)
 	}
 }
 
