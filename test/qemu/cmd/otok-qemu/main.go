@@ -30,12 +30,14 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/otok/otok/test/qemu"
@@ -79,7 +81,10 @@ func env(k, def string) string {
 
 func run() int {
 	start := time.Now()
-	ctx := context.Background()
+	// Ctrl-C or a CI timeout: stop the guests (Run kills qemu when ctx
+	// ends) and still remove the scratch directory.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	repo, _ := os.Getwd()
 	d := &driver{repo: repo, out: os.Stdout, cache: qemu.DefaultCache()}
 	d.dist, _ = filepath.Abs(env("OTOK_DIST", "dist"))
