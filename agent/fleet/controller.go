@@ -538,14 +538,18 @@ func (k *Controller) Progress(scope string, version uint64) Rollout {
 }
 
 func inScope(v *DeviceView, id, scope string) bool {
-	if scope == "dev/"+id {
-		return true
+	if d, ok := strings.CutPrefix(scope, "dev/"); ok {
+		return d == id
 	}
 	if v.Status == nil {
 		return false
 	}
-	for _, g := range v.Status.Groups {
-		if scope == "group/"+g {
+	g, ok := strings.CutPrefix(scope, "group/")
+	if !ok {
+		return false
+	}
+	for _, x := range v.Status.Groups {
+		if x == g {
 			return true
 		}
 	}
