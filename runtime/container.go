@@ -268,12 +268,22 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 		return nil, fmt.Errorf("container %s: send spec: %w", name, err)
 	}
 	Tracef("create: spec sent")
-	if _, err := specW.Write([]byte{'J'}); err != nil {
-		return nil, fmt.Errorf("container %s: confirm cgroup: %w", name, err)
-	}
+	// The init may ask for an idmapped image ("lower <target>"); the
+	// answer goes back on the spec pipe: 'L' attached, 'N' use it as is.
+	err = readStatus(ctx, statusR, cmd.Process, func(req string) {
+		target, ok := strings.CutPrefix(req, "lower ")
+		answer := []byte{'N'}
+		if ok {
+			if err := attachIDMappedLower(cmd.Process.Pid, spec.Rootfs.Path, target); err == nil {
+				answer[0] = 'L'
+			} else {
+				Tracef("create: no idmapped image: %v", err)
+			}
+		}
+		specW.Write(answer)
+	})
 	specW.Close()
-	Tracef("create: joined cgroup")
-	if err := readStatus(ctx, statusR, cmd.Process); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", name, err)
 	}
 	Tracef("create: init ready")
@@ -298,22 +308,27 @@ func cgroupFD(cg cgroup) (int, error) {
 	return -1, nil
 }
 
-// readStatus waits for the init stage's "ready" line or its error.
-func readStatus(ctx context.Context, r *os.File, p *os.Process) error {
+// readStatus waits for the init stage's "ready" line or its error; other
+// lines are requests for the parent, passed to ask.
+func readStatus(ctx context.Context, r *os.File, p *os.Process, ask func(string)) error {
 	type res struct {
 		line string
 		err  error
 	}
 	ch := make(chan res, 1)
-	go func() {
-		line, err := bufio.NewReader(r).ReadString('\n')
-		ch <- res{line, err}
-	}()
-	select {
-	case <-ctx.Done():
-		p.Kill()
-		return ctx.Err()
-	case x := <-ch:
+	br := bufio.NewReader(r)
+	for {
+		go func() {
+			line, err := br.ReadString('\n')
+			ch <- res{line, err}
+		}()
+		var x res
+		select {
+		case <-ctx.Done():
+			p.Kill()
+			return ctx.Err()
+		case x = <-ch:
+		}
 		line := strings.TrimSpace(x.line)
 		switch {
 		case line == "ready":
@@ -322,8 +337,11 @@ func readStatus(ctx context.Context, r *os.File, p *os.Process) error {
 			return errors.New(strings.TrimPrefix(line, "error "))
 		case x.err != nil:
 			return fmt.Errorf("init stage died before it was ready")
+		case strings.HasPrefix(line, "lower "):
+			ask(line)
+		default:
+			return fmt.Errorf("init stage: unexpected %q", line)
 		}
-		return fmt.Errorf("init stage: unexpected %q", line)
 	}
 }
 

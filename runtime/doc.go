@@ -62,11 +62,16 @@
 //
 // Capabilities: DefaultCaps. Seccomp: SeccompFilter (deny list, EPERM).
 // User namespaces: container ids 0..65535 map to host ids
-// DefaultUserNSBase (100000) .. 165535. The image's files (owned by host
-// root) appear as nobody; /tmp and /run are tmpfs, and directories of the
-// image cannot be copied up (EOVERFLOW) — write to volumes or tmpfs. The
-// state directory must be searchable by the mapped root (otok adds o+x to
-// its own directories). --privileged grants every
+// DefaultUserNSBase (100000) .. 165535. The image is idmapped for the
+// container (open_tree + mount_setattr(MOUNT_ATTR_IDMAP), attached by the
+// parent in the init's mount namespace): its root-owned files belong to
+// the container's root. Where the kernel cannot idmap the image (squashfs
+// before Linux 6.x?), they appear as nobody and image directories cannot
+// be copied up (EOVERFLOW); /tmp and /run are tmpfs either way. The state
+// directory must be searchable by the mapped root (otok adds o+x to its
+// own directories). Files written into a userns container's root from the
+// host must be created with the mapped ids (fsuid), or they fail with
+// EOVERFLOW. --privileged grants every
 // capability, disables seccomp, masked and read-only paths and makes /sys
 // writable: it gives the container the host.
 //

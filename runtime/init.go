@@ -54,10 +54,20 @@ func initStage(status *os.File) error {
 	if err := dec.Decode(&cfg); err != nil {
 		return fmt.Errorf("init: read spec: %w", err)
 	}
-	// After the spec the parent sends one byte once it has moved us into
-	// our cgroup (v1 migrations wait for an RCU grace period: we build the
-	// root filesystem meanwhile).
-	joined := io.MultiReader(dec.Buffered(), f)
+	// After the spec the parent answers the init's requests (see ask).
+	answers := io.MultiReader(dec.Buffered(), f)
+	ask := func(req string) (byte, error) {
+		if _, err := fmt.Fprintf(status, "%s\n", req); err != nil {
+			return 0, err
+		}
+		var b [1]byte
+		for b[0] = '\n'; b[0] == '\n'; { // the encoder ends the spec with a newline
+			if _, err := io.ReadFull(answers, b[:]); err != nil {
+				return 0, err
+			}
+		}
+		return b[0], nil
+	}
 	s := &cfg.Spec
 	if s.Net.Mode == NetPath {
 		if err := joinNetPath(s.Net.Path); err != nil {
@@ -80,22 +90,13 @@ func initStage(status *os.File) error {
 		return fmt.Errorf("container %s: start fifo: %w", s.Name, err)
 	}
 	Tracef("init: spec read")
-	root, err := setupRootfs(&cfg)
+	root, err := setupRootfs(&cfg, ask)
 	if err != nil {
 		return fmt.Errorf("container %s: rootfs: %w", s.Name, err)
 	}
 	sys, err := setupMounts(&cfg, root)
 	if err != nil {
 		return fmt.Errorf("container %s: %w", s.Name, err)
-	}
-	var b [1]byte
-	for b[0] = '\n'; b[0] == '\n'; { // the encoder ends the spec with a newline
-		if _, err := io.ReadFull(joined, b[:]); err != nil {
-			return fmt.Errorf("container %s: parent did not confirm the cgroup", s.Name)
-		}
-	}
-	if b[0] != 'J' {
-		return fmt.Errorf("container %s: parent did not confirm the cgroup", s.Name)
 	}
 	f.Close()
 	if cfg.UnshareCgroupNS {

@@ -42,7 +42,10 @@ func mountf(src, dst, fstype string, flags uintptr, data string) error {
 // a directory that is a mount point in any namespace cannot be removed
 // until that namespace's teardown has finished (an RCU grace period after
 // the container exits), and rm would have to wait for it.
-func setupRootfs(cfg *initConfig) (string, error) {
+//
+// In a user namespace the init asks the parent for an idmapped view of the
+// image at <containers>/lower (see attachIDMappedLower).
+func setupRootfs(cfg *initConfig, ask func(string) (byte, error)) (string, error) {
 	s := &cfg.Spec
 	if err := mountf("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 		return "", err
@@ -62,8 +65,22 @@ func setupRootfs(cfg *initConfig) (string, error) {
 	if err := os.Mkdir(root, 0o755); err != nil {
 		return "", err
 	}
+	lower := s.Rootfs.Path
+	if s.UserNS != nil {
+		l := filepath.Join(base, "lower")
+		if err := os.Mkdir(l, 0o755); err != nil {
+			return "", err
+		}
+		answer, err := ask("lower " + l)
+		if err != nil {
+			return "", fmt.Errorf("idmapped image: %w", err)
+		}
+		if answer == 'L' {
+			lower = l
+		}
+	}
 	if s.Rootfs.ReadOnly {
-		if err := mountf(s.Rootfs.Path, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		if err := mountf(lower, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return "", err
 		}
 		return root, nil
@@ -74,7 +91,7 @@ func setupRootfs(cfg *initConfig) (string, error) {
 			return "", err
 		}
 	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", s.Rootfs.Path, upper, work)
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
 	if s.UserNS != nil {
 		opts += ",userxattr"
 	}

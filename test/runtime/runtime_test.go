@@ -231,6 +231,12 @@ func TestUserNamespace(t *testing.T) {
 		}
 	}
 	out := e.must("run", "--rm", "--userns", "--net", "host", img, "sh", "-c", "echo uid=$(id -u); cat /proc/self/uid_map /proc/self/gid_map")
+	// The image is idmapped: its root-owned files belong to container root,
+	// which can change them (copied up into the writable layer).
+	own := e.must("run", "--rm", "--userns", "--net", "host", img, "sh", "-c", "echo etc_owner=$(stat -c %u /etc); touch /etc/new && echo etc_write=ok")
+	if got := kv(own); got["etc_owner"] != "0" || got["etc_write"] != "ok" {
+		t.Errorf("userns image ownership: %q", own)
+	}
 	if kv(out)["uid"] != "0" || strings.Count(strings.Join(strings.Fields(out), " "), fmt.Sprintf("0 %d %d", runtime.DefaultUserNSBase, runtime.DefaultUserNSSize)) != 2 {
 		t.Fatalf("userns maps: %q", out)
 	}
