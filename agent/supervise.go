@@ -141,11 +141,23 @@ func (a *Agent) startCtr(ctx context.Context, c *ctr) (err error) {
 			c.lastErr = err.Error()
 			c.busy = ""
 			if c.gen == gen {
-				state := StateError
-				if code := CodeOf(err); code == CodeUnavailable || code == CodeNotFound {
-					state = StateWaiting // retried when an image or port appears
+				switch code := CodeOf(err); {
+				case code == CodeUnavailable || code == CodeNotFound:
+					// retried when an image or port appears (and every
+					// RetryInterval)
+					a.setStateLocked(c, StateWaiting, err.Error())
+				case code != CodeInvalid && c.want && !a.closing && a.ctx.Err() == nil && c.spec != nil &&
+					shouldRestart(c.spec.Restart, &ExitInfo{Unknown: true}, false, c.failures):
+					// a failed start counts as a crash: the restart policy
+					// retries it on the same backoff
+					c.failures++
+					d := backoffDelay(c.failures)
+					c.nextRestart = a.clock.Now().Add(d)
+					a.setStateLocked(c, StateRestarting, err.Error())
+					c.restartTimer = a.clock.AfterFunc(d, func() { a.goroutine(func() { a.supervisedStart(c, gen) }) })
+				default:
+					a.setStateLocked(c, StateError, err.Error())
 				}
-				a.setStateLocked(c, state, err.Error())
 			}
 			a.mu.Unlock()
 			if !repeat {
@@ -353,19 +365,7 @@ func (a *Agent) supervisedStart(c *ctr, gen uint64) {
 		return
 	}
 	a.mu.Unlock()
-	err := a.startCtr(a.ctx, c)
-	a.mu.Lock()
-	if err != nil && c.want && !a.closing && a.ctx.Err() == nil {
-		// could not even start: keep trying on the same backoff
-		c.failures++
-		d := backoffDelay(c.failures)
-		c.nextRestart = a.clock.Now().Add(d)
-		c.state = StateRestarting
-		g := c.gen
-		c.restartTimer = a.clock.AfterFunc(d, func() { a.goroutine(func() { a.supervisedStart(c, g) }) })
-	}
-	a.notifyLocked()
-	a.mu.Unlock()
+	_ = a.startCtr(a.ctx, c) // a failure schedules the next try itself
 }
 
 // stopCtr stops c's running instance: its stop signal, then SIGKILL after

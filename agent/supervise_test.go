@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"slices"
@@ -521,4 +522,32 @@ func TestAdoptLiveProcess(t *testing.T) {
 	if s.Exit == nil || s.Exit.Signal != "SIGKILL" {
 		t.Errorf("exit of a child seen through pidfd: %+v", s.Exit)
 	}
+}
+
+// TestFailedStartRetried: a start that fails (the runtime refuses, e.g. a
+// transient mount error) counts as a crash for the restart policy.
+func TestFailedStartRetried(t *testing.T) {
+	rt := newFakeRT()
+	rt.failCreate["flaky"] = fmt.Errorf("rootfs: mount overlay: no such file or directory")
+	e := newTestAgent(t, "config container flaky\n option image busybox\n option restart always\nconfig container once\n option image busybox\n", rt)
+	st := e.waitState("flaky", StateRestarting)
+	if !strings.Contains(st.Error, "mount overlay") {
+		t.Errorf("error %q", st.Error)
+	}
+	if p := e.clock.pending(); len(p) != 1 || p[0] != time.Second {
+		t.Fatalf("pending %v", p)
+	}
+	e.clock.Advance(time.Second)
+	e.waitFor("second failure", func() bool { p := e.clock.pending(); return len(p) == 1 && p[0] == 2*time.Second })
+	rt.mu.Lock()
+	delete(rt.failCreate, "flaky")
+	rt.mu.Unlock()
+	e.clock.Advance(2 * time.Second)
+	e.waitState("flaky", StateRunning)
+	// restart policy no: a failed start is an error, not retried
+	rt.mu.Lock()
+	rt.failCreate["once"] = fmt.Errorf("boom")
+	rt.mu.Unlock()
+	rt.exit("once", 1)
+	e.waitState("once", StateExited)
 }
