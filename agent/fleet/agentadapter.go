@@ -424,17 +424,18 @@ func (ad *AgentAdapter) save(m map[string]ContainerSpec) {
 // ForAgent is the whole wiring for `otok agent`: it reads the `config
 // fleet` section (through the UCI section's Get and List), and returns the
 // session over the agent, or on=false when the section says enabled '0'.
-// labelMAC gives the default device id; stateDir keeps the fleet-managed
+// defaultID is the device id unless the section sets device_id (use
+// DeviceIDFromMAC on the board's label MAC); stateDir keeps the fleet-managed
 // container set and the desired versions reached (written only when they
 // change). The caller runs s.Run(ctx) and cancels ctx on shutdown, which
 // publishes death.
 //
 //	if sec := fleetSection(uciFile); sec != nil {
-//		s, on, err := fleet.ForAgent(a, sec.Get, sec.List, labelMAC, stateDir, board)
+//		s, on, err := fleet.ForAgent(a, sec.Get, sec.List, fleet.DeviceIDFromMAC(labelMAC), stateDir, board)
 //		if err != nil { log.Printf("fleet: %v", err) } else if on { go s.Run(ctx) }
 //	}
-func ForAgent(a *agent.Agent, get func(string) (string, bool), list func(string) []string, labelMAC, stateDir string, board Board) (s *Session, on bool, err error) {
-	cfg, on, err := ParseConfig(get, list, DeviceIDFromMAC(labelMAC))
+func ForAgent(a *agent.Agent, get func(string) (string, bool), list func(string) []string, defaultID, stateDir string, board Board) (s *Session, on bool, err error) {
+	cfg, on, err := ParseConfig(get, list, defaultID)
 	if err != nil || !on {
 		return nil, on, err
 	}

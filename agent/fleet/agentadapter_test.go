@@ -101,7 +101,7 @@ func TestForAgent(t *testing.T) {
 		}
 		return nil
 	}
-	s, on, err := ForAgent(a, get, list, "94:83:3C:1A:2B:3C", filepath.Join(dir, "fleet"), Board{Model: "m"})
+	s, on, err := ForAgent(a, get, list, DeviceIDFromMAC("94:83:3C:1A:2B:3C"), filepath.Join(dir, "fleet"), Board{Model: "m"})
 	if err != nil || !on || s.ID() != "94833c1a2b3c" {
 		t.Fatalf("%v %v %+v", err, on, s)
 	}
