@@ -74,6 +74,11 @@ func initStage(status *os.File) error {
 			return fmt.Errorf("container %s: %w", s.Name, err)
 		}
 	}
+	if s.Net.Mode == NetNew {
+		if err := loopbackUp(); err != nil {
+			return fmt.Errorf("container %s: %w", s.Name, err)
+		}
+	}
 	// The pids limit is set just before exec: this Go stage needs more
 	// threads than a small limit allows. Open its file while the host's
 	// cgroup tree is still visible.
