@@ -192,7 +192,22 @@ func (a *Agent) restart(ctx context.Context, name string, timeout time.Duration,
 		a.mu.Unlock()
 		a.event(Event{Type: EvRestart, Container: name, Msg: "unhealthy"})
 	}
-	return a.Start(ctx, name)
+	st, err := a.Start(ctx, name)
+	if err != nil && supervised {
+		// the health check asked for this restart: keep trying on the
+		// backoff whatever the restart policy
+		a.mu.Lock()
+		if c.want && c.state != StateRestarting && c.state != StateRunning && !a.closing && a.ctx.Err() == nil {
+			c.failures++
+			d := backoffDelay(c.failures)
+			c.nextRestart = a.clock.Now().Add(d)
+			a.setStateLocked(c, StateRestarting, c.err)
+			g := c.gen
+			c.restartTimer = a.clock.AfterFunc(d, func() { a.goroutine(func() { a.supervisedStart(c, g) }) })
+		}
+		a.mu.Unlock()
+	}
+	return st, err
 }
 
 // Remove removes an API-defined container (force: stop it first).
