@@ -20,6 +20,7 @@ if [[ -z ${WORK:-} ]]; then WORK=$(mktemp -d /tmp/otok-bench.XXXXXX); WORK_OWNED
 # otok's state lives on tmpfs, as /run/otok does on a device.
 STATE=$(mktemp -d /run/otok-bench.XXXXXX)
 cleanup() {
+  "$OTOK" --state "$STATE" rm -f bench-holder >/dev/null 2>&1 || true
   "$OTOK" --state "$STATE" gc >/dev/null 2>&1 || true
   rm -rf "$STATE"
   if ((WORK_OWNED)); then rm -rf "$WORK"; fi
@@ -27,8 +28,9 @@ cleanup() {
 trap cleanup EXIT
 
 # table CSV NAME_OF_FLOOR: mean and σ of the wall time, its ratio to the
-# floor, the median, and the CPU time (user+system, all processes of one start; less
-# sensitive to other load than the wall time), from hyperfine's CSV.
+# floor, the median, and the CPU time (user+system of all processes of one
+# start; less sensitive to other load than the wall time), from
+# hyperfine's CSV.
 table() {
   awk -F, -v floor="$2" '
     NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
@@ -51,6 +53,7 @@ table() {
 # the unpacked tree.
 section_start() {
   echo "== start: run /bin/true in a new container (busybox image, new net ns, $RUNS runs)"
+  echo "   $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r)"
   local img=$WORK/busybox.sqfs root=$WORK/rootfs
   [[ -f $img ]] || bash test/testimage/build.sh "$img" "$root" >/dev/null
   local cold=$WORK/cold.sqfs
