@@ -191,24 +191,32 @@ func (a *Agent) Reload(ctx context.Context) (*ReloadReply, error) {
 }
 
 // Shutdown stops every running container in reverse dependency order,
-// each with its stop timeout, all within timeout (then SIGKILL), and
-// stops the agent's goroutines. Containers are left stopped, not removed
-// from the desired state.
+// each with its stop timeout, all within the longest stop timeout plus
+// 3 s (then SIGKILL), and stops the agent's goroutines. Containers are
+// left stopped, not removed from the desired state.
 func (a *Agent) Shutdown(ctx context.Context) {
 	a.mu.Lock()
 	a.closing = true
 	timeout := a.cfg.Agent.StopTimeout
+	longest := timeout
 	var all []*ctr
 	for _, c := range a.ctrs {
 		if c.restartTimer != nil {
 			c.restartTimer.Stop()
 			c.restartTimer = nil
 		}
+		if c.spec != nil && c.spec.StopTimeout > longest {
+			longest = c.spec.StopTimeout
+		}
 		all = append(all, c)
 	}
 	a.mu.Unlock()
 	a.event(Event{Type: EvAgentStop, Msg: fmt.Sprintf("stopping %d containers", len(all))})
-	ctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
+	// All of it within the longest stop timeout plus a margin for SIGKILL:
+	// a dependency chain does not add up its timeouts (what is still
+	// running at the deadline is killed). The procd init script gives the
+	// agent that longest timeout + 5 s before it kills the agent itself.
+	ctx, cancel := context.WithTimeout(ctx, longest+3*time.Second)
 	defer cancel()
 	a.stopInOrder(ctx, all, timeout)
 	a.Close()

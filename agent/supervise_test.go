@@ -551,3 +551,39 @@ func TestFailedStartRetried(t *testing.T) {
 	rt.exit("once", 1)
 	e.waitState("once", StateExited)
 }
+
+// TestShutdownBounded: a dependency chain of containers that ignore
+// SIGTERM does not add up its stop timeouts: everything is down within the
+// longest timeout + 3 s.
+func TestShutdownBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 5 s")
+	}
+	rt := newFakeRT()
+	for _, n := range []string{"a", "b", "c"} {
+		rt.ignoreTerm[n] = true
+	}
+	e := newTestAgent(t, `config agent
+ option stop_timeout 2
+config container a
+ option image busybox
+config container b
+ option image busybox
+ list depends a
+config container c
+ option image busybox
+ list depends b
+`, rt)
+	for _, n := range []string{"a", "b", "c"} {
+		e.waitState(n, StateRunning)
+	}
+	t0 := time.Now()
+	e.a.Shutdown(context.Background())
+	d := time.Since(t0)
+	if d > 5500*time.Millisecond || d < 4500*time.Millisecond {
+		t.Errorf("shutdown took %s, want about 5 s (2 s longest timeout + 3 s)", d)
+	}
+	if got := rt.callsOf("kill "); !slices.Equal(got, []string{"kill c SIGTERM", "kill c SIGKILL", "kill b SIGTERM", "kill b SIGKILL", "kill a SIGTERM", "kill a SIGKILL"}) {
+		t.Errorf("kills %v", got)
+	}
+}
