@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -59,6 +60,11 @@ func lookupDB(rootfs, rel string, match func([]string) bool) ([]string, bool) {
 	}
 	defer root.Close()
 	fd, err := unix.Openat2(int(root.Fd()), rel, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT})
+	if errors.Is(err, unix.ENOSYS) {
+		// no openat2 (kernel < 5.6, qemu-user): walk without following
+		// any symlink
+		fd, err = openNoFollow(int(root.Fd()), rel)
+	}
 	if err != nil {
 		return nil, false
 	}
@@ -72,4 +78,25 @@ func lookupDB(rootfs, rel string, match func([]string) bool) ([]string, bool) {
 		}
 	}
 	return nil, false
+}
+
+// openNoFollow opens dirfd/rel refusing symlinks in every component.
+func openNoFollow(dirfd int, rel string) (int, error) {
+	parts := strings.Split(rel, "/")
+	cur := dirfd
+	for i, p := range parts {
+		flags := unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW
+		if i < len(parts)-1 {
+			flags |= unix.O_DIRECTORY
+		}
+		fd, err := unix.Openat(cur, p, flags, 0)
+		if cur != dirfd {
+			unix.Close(cur)
+		}
+		if err != nil {
+			return -1, err
+		}
+		cur = fd
+	}
+	return cur, nil
 }
