@@ -153,6 +153,11 @@ func applyCapSets(eff uint64) error {
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
+	// Never ask for more than this process has (otok may itself run with a
+	// reduced set, e.g. inside another container): capset would fail.
+	if unix.Capget(&hdr, &data[0]) == nil {
+		eff &= uint64(data[0].Permitted) | uint64(data[1].Permitted)<<32
+	}
 	for i := 0; i < 2; i++ {
 		v := uint32(eff >> (32 * uint(i)))
 		data[i] = unix.CapUserData{Effective: v, Permitted: v, Inheritable: v}

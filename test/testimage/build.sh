@@ -6,7 +6,7 @@ set -euo pipefail
 out=${1:?usage: build.sh OUT.sqfs [ROOTFS_DIR]}
 root=${2:-$(mktemp -d)}
 bb=${BUSYBOX:-/bin/busybox}
-mkdir -p "$root"/{bin,sbin,etc,root,tmp,proc,sys,dev,run,home/user,usr/bin,usr/sbin}
+mkdir -p "$root"/{bin,sbin,etc,root,tmp,proc,sys,dev,run,mnt,home/user,usr/bin,usr/sbin}
 cp "$bb" "$root/bin/busybox"
 for a in $("$bb" --list-full); do
   [[ -e "$root/$a" ]] || ln -s /bin/busybox "$root/$a"
