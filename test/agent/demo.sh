@@ -24,11 +24,17 @@ cleanup() {
   if [[ -n $AGENT ]] && kill -0 "$AGENT" 2>/dev/null; then
     kill -TERM "$AGENT"; wait "$AGENT" 2>/dev/null || true
   fi
+  # containers left by an interrupted demo (agent killed and not restarted)
+  for n in $(otok ps -a 2>/dev/null | awk 'NR>1 {print $1}'); do
+    otok rm -f "$n" >/dev/null 2>&1 || true
+  done
   otok gc >/dev/null 2>&1 || true
+  grep "$WORK" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   ip link del "$PORT" 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM HUP
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '\033[2m$ %s\033[0m\n' "$*"; "$@"; }
 
