@@ -65,7 +65,7 @@ func startDetached(ctx context.Context, e *env, p *prepared, start bool) error {
 	}
 	cmd := &exec.Cmd{
 		Path: "/proc/self/exe", Args: append(args, "monitor"),
-		Env:         []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+		Env:         monitorEnv(),
 		ExtraFiles:  []*os.File{reqR, repW},
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
@@ -102,6 +102,17 @@ func startDetached(ctx context.Context, e *env, p *prepared, start bool) error {
 	}
 	fmt.Fprintln(e.stdout, spec.Name)
 	return nil
+}
+
+// monitorEnv is a detached container monitor's environment.
+func monitorEnv() []string {
+	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	for _, k := range []string{"OTOK_CGROUP_ROOT", "OTOK_TRACE"} {
+		if v := os.Getenv(k); v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
 }
 
 func runMonitor(ctx context.Context, e *env, args []string) error {

@@ -48,9 +48,12 @@ func newRuntime(e *env) *runtime.Runtime {
 		args = append(args, "--state", e.state)
 	}
 	return &runtime.Runtime{
-		Root:     stateDir(e),
-		InitArgs: append(append([]string{}, args...), "init"),
-		ExecArgs: append(append([]string{}, args...), "execstage"),
+		// OTOK_CGROUP_ROOT overrides /sys/fs/cgroup (tests use the empty
+		// v2 tree of a hybrid host to exercise the v2 code for real).
+		CgroupRoot: os.Getenv("OTOK_CGROUP_ROOT"),
+		Root:       stateDir(e),
+		InitArgs:   append(append([]string{}, args...), "init"),
+		ExecArgs:   append(append([]string{}, args...), "execstage"),
 	}
 }
 

@@ -89,6 +89,7 @@ func rootfsDir(t *testing.T) string {
 type env struct {
 	t     *testing.T
 	state string
+	extra []string // added to otok's environment
 }
 
 func newEnv(t *testing.T) *env {
@@ -127,6 +128,7 @@ func (e *env) runIn(stdin []byte, args ...string) (string, string, int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, append([]string{"--state", e.state}, args...)...)
+	cmd.Env = append(os.Environ(), e.extra...)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	if stdin != nil {
