@@ -113,7 +113,10 @@ func DialController(ctx context.Context, cfg ControllerConfig) (*Controller, err
 		subs[AllDev("event")] = 1
 	}
 	o := mqtt.NewClientOptions().SetClientID(cfg.ClientID).SetCleanSession(true).
-		SetAutoReconnect(true).SetMaxReconnectInterval(5 * time.Second).SetOrderMatters(false).
+		SetAutoReconnect(true).SetMaxReconnectInterval(5 * time.Second).
+		// In order: events and progress arrive as sent, and route never
+		// blocks (channel sends are non-blocking, callbacks must be quick).
+		SetOrderMatters(true).
 		SetConnectTimeout(opTimeout).SetWriteTimeout(opTimeout).SetKeepAlive(30 * time.Second).
 		SetMessageChannelDepth(4096).SetCustomOpenConnectionFn(dialBroker)
 	for _, b := range cfg.Brokers {

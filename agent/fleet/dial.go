@@ -66,9 +66,60 @@ func dialBroker(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 	return &bufConn{Conn: c, r: bufio.NewReaderSize(c, 2048)}, nil
 }
 
+// MaxPacket bounds every MQTT packet read from a broker. paho allocates
+// whatever length a packet header announces (MQTT allows 256 MiB), so a
+// hostile or broken broker could exhaust a 64 MB router with one header;
+// the connection is dropped instead. The largest payload otok expects is
+// a status (MaxStatusSize) at a controller.
+const MaxPacket = MaxStatusSize + 4096
+
+// bufConn buffers reads and checks packet lengths as they stream by.
 type bufConn struct {
 	net.Conn
 	r *bufio.Reader
+	// MQTT fixed-header tracking over the bytes handed to paho.
+	state     int // 0 type byte, 1 length bytes, 2 body
+	lenBytes  int
+	mult, rem int
 }
 
-func (b *bufConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+// errPacketTooLarge ends the connection on an oversized packet.
+type errPacketTooLarge struct{ n int }
+
+func (e errPacketTooLarge) Error() string {
+	return fmt.Sprintf("broker announced a packet of %d+ bytes, limit %d", e.n, MaxPacket)
+}
+
+func (b *bufConn) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	for i := 0; i < n; {
+		switch b.state {
+		case 0:
+			b.state, b.lenBytes, b.mult, b.rem = 1, 0, 1, 0
+			i++
+		case 1:
+			c := int(p[i])
+			i++
+			b.rem += (c & 127) * b.mult
+			b.mult *= 128
+			b.lenBytes++
+			if b.rem > MaxPacket || (c&128 != 0 && b.lenBytes == 4) {
+				return 0, errPacketTooLarge{b.rem}
+			}
+			if c&128 == 0 {
+				b.state = 2
+				if b.rem == 0 {
+					b.state = 0
+				}
+			}
+		case 2:
+			k := min(b.rem, n-i)
+			i += k
+			b.rem -= k
+			if b.rem == 0 {
+				b.state = 0
+			}
+		}
+	}
+	return n, err
+}

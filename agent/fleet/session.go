@@ -51,10 +51,26 @@ type link struct {
 	bdseq uint64
 	down  chan struct{}
 	once  sync.Once
+	err   error // why the link went down (set before down is closed)
 	born  atomic.Bool
 }
 
-func (l *link) lost() { l.once.Do(func() { close(l.down) }) }
+func (l *link) lost(err error) {
+	l.once.Do(func() {
+		l.err = err
+		close(l.down)
+	})
+}
+
+// why returns what ended the link, if paho said.
+func (l *link) why() error {
+	select {
+	case <-l.down:
+		return l.err
+	default:
+		return nil
+	}
+}
 
 // MaxInFlight is how many commands a device runs at once; more get busy.
 const MaxInFlight = 4
@@ -130,7 +146,7 @@ func (s *Session) Run(ctx context.Context) error {
 		case <-l.down:
 		}
 		s.setLink(nil)
-		s.Logf("fleet %s: connection to %s lost", s.cfg.DeviceID, broker)
+		s.Logf("fleet %s: connection to %s lost: %v", s.cfg.DeviceID, broker, l.why())
 		// A link that held for a while resets the backoff; one that drops
 		// at once (overloaded broker) keeps growing it.
 		if time.Since(up) > 30*time.Second {
@@ -183,7 +199,7 @@ func (s *Session) connect(ctx context.Context, broker string) (*link, error) {
 		SetKeepAlive(s.cfg.KeepAlive).SetPingTimeout(10*time.Second).
 		SetConnectTimeout(opTimeout).SetWriteTimeout(opTimeout).SetOrderMatters(false).
 		SetBinaryWill(DevTopic(id, "state"), will, 1, true).SetCustomOpenConnectionFn(dialBroker).
-		SetConnectionLostHandler(func(mqtt.Client, error) { l.lost() })
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) { l.lost(err) })
 	if s.cfg.Username != "" {
 		o.SetUsername(s.cfg.Username).SetPassword(s.cfg.Password)
 	}
@@ -220,7 +236,14 @@ func (s *Session) connect(ctx context.Context, broker string) (*link, error) {
 		subs[GroupTopic(g)] = 0
 	}
 	fail := func(what string, err error) (*link, error) {
+		select { // paho reports why the link died on its own goroutine
+		case <-l.down:
+		case <-time.After(100 * time.Millisecond):
+		}
 		l.c.Disconnect(0)
+		if why := l.why(); why != nil {
+			return nil, fmt.Errorf("%s: %w (%v)", what, err, why)
+		}
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	st := l.c.SubscribeMultiple(subs, func(_ mqtt.Client, m mqtt.Message) { s.route(l, m) })
