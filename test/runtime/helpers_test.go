@@ -24,6 +24,21 @@ var (
 	binErr           error
 )
 
+// TestMain removes the shared image and the binary it built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if imgDir != "" {
+		os.RemoveAll(imgDir)
+	}
+	if builtDir != "" {
+		os.RemoveAll(builtDir)
+	}
+	os.Exit(code)
+}
+
+// builtDir holds a binary built by otokBin ("" with $OTOK_BIN).
+var builtDir string
+
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -44,6 +59,7 @@ func otokBin(t *testing.T) string {
 			binErr = err
 			return
 		}
+		builtDir = dir
 		bin = filepath.Join(dir, "otok")
 		cmd := exec.Command("go", "build", "-o", bin, "github.com/otok/otok/cmd/otok")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
