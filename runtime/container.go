@@ -544,7 +544,8 @@ func (r *Runtime) Delete(ctx context.Context, name string, force bool) (*State, 
 		return nil, err
 	}
 	if s.Alive() {
-		if !force {
+		// A created container runs nothing yet: remove it like a stopped one.
+		if !force && s.Status != StatusCreated {
 			return nil, fmt.Errorf("container %s: is %s (stop it first, or rm -f)", name, s.Status)
 		}
 		unix.Kill(s.Pid, unix.SIGKILL)

@@ -360,7 +360,7 @@ func TestCreateStartKill(t *testing.T) {
 	}
 	// A created container that is never started can be removed too.
 	e.must("create", "--name", "c2", img, "true")
-	e.must("rm", "-f", "c2")
+	e.must("rm", "c2") // created, never started: no -f needed
 	e.must("rm", "c1")
 }
 
