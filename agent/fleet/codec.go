@@ -228,6 +228,9 @@ func (d *Desired) check() error {
 		if im.URL == "" || len(im.URL) > 1024 {
 			return invalidf("desired %s v%d: image %s: bad url", d.Scope, d.Version, im.Name)
 		}
+		if len(im.Signature) > 8<<10 || (len(im.Signature) > 0 && im.Signature[0] != 0xc0|coseTagSign1) {
+			return invalidf("desired %s v%d: image %s: signature is not a COSE_Sign1 of at most 8 KiB", d.Scope, d.Version, im.Name)
+		}
 		if seen["i"+im.Name] {
 			return invalidf("desired %s v%d: image %s listed twice", d.Scope, d.Version, im.Name)
 		}

@@ -57,7 +57,7 @@ func ParseDesiredFile(b []byte, scope string) (*Desired, error) {
 		if err != nil {
 			return nil, fmt.Errorf("desired file: images[%d] %s: size: %w", i, im.Name, err)
 		}
-		d.Images = append(d.Images, ImageRef{Name: im.Name, Digest: dg, URL: im.URL, Version: string(im.Version), Size: sz})
+		d.Images = append(d.Images, ImageRef{Name: im.Name, Digest: dg, URL: im.URL, Version: string(im.Version), Size: sz, Signature: im.Signature})
 	}
 	for i, c := range f.Containers {
 		mem, err := parseSize(string(c.Memory))
@@ -86,6 +86,9 @@ type docFile struct {
 		URL     string  `json:"url"`
 		Version flexStr `json:"version"`
 		Size    flexStr `json:"size"`
+		// Signature is the base64 of the image's signed manifest
+		// (`otok image inspect --manifest` or the .otok header).
+		Signature []byte `json:"signature"`
 	} `json:"images"`
 	Containers []struct {
 		Name       string   `json:"name"`

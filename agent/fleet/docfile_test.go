@@ -15,6 +15,7 @@ images:
     url: "https://images.example.net/adguard-0.107.55-aarch64.otok"
     version: 0.107.55
     size: 14M
+    signature: 0oRDoQEnoEBA
 containers:
 - name: dns          # on its own MAC on lan4
   image: adguard
@@ -35,7 +36,7 @@ containers:
 
 const docJSON = `{"version": 3,
  "images": [{"name": "adguard", "digest": "0101010101010101010101010101010101010101010101010101010101010101",
-   "url": "https://images.example.net/adguard-0.107.55-aarch64.otok", "version": "0.107.55", "size": 14680064}],
+   "url": "https://images.example.net/adguard-0.107.55-aarch64.otok", "version": "0.107.55", "size": 14680064, "signature": "0oRDoQEnoEBA"}],
  "containers": [
   {"name": "dns", "image": "adguard", "command": ["/opt/adguardhome/AdGuardHome", "--no-check-update"],
    "env": ["TZ=Europe/Berlin", "A=b # not a comment"], "net": "macvlan:lan4", "ip": "192.168.1.53/24",
@@ -55,7 +56,7 @@ func TestDesiredFile(t *testing.T) {
 		t.Fatalf("YAML and JSON differ:\n%+v\n%+v", y, j)
 	}
 	if y.Version != 3 || len(y.Images) != 1 || y.Images[0].Size != 14<<20 || len(y.Containers) != 2 ||
-		y.Containers[0].Memory != 64<<20 || y.Containers[0].CPUs != "0.5" || y.Containers[0].Env[1] != "A=b # not a comment" || !y.Containers[1].Stopped {
+		len(y.Images[0].Signature) != 9 || y.Containers[0].Memory != 64<<20 || y.Containers[0].CPUs != "0.5" || y.Containers[0].Env[1] != "A=b # not a comment" || !y.Containers[1].Stopped {
 		t.Fatalf("parsed %+v", y)
 	}
 	bad := []struct{ doc, want string }{

@@ -242,6 +242,9 @@ func (f *FakeAgent) importImage(ctx context.Context, im ImageRef, progress func(
 			return ctx.Err()
 		}
 	}
+	if len(im.Signature) > 0 && !bytes.HasPrefix(im.Signature, []byte("\xd2\x84")) {
+		return &Error{Code: CodeVerify, Msg: fmt.Sprintf("image %s: manifest signature is not a COSE_Sign1", im.Name)}
+	}
 	if !bytes.Equal(FakeDigest(im.URL), im.Digest) {
 		f.Emit(Event{Kind: "error", Msg: fmt.Sprintf("image %s: digest mismatch", im.Name)})
 		return &Error{Code: CodeVerify, Msg: fmt.Sprintf("image %s from %s: sha256 %x does not match", im.Name, im.URL, im.Digest)}

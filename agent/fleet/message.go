@@ -171,6 +171,10 @@ type ImageRef struct {
 	URL     string `cbor:"3,keyasint"`
 	Version string `cbor:"4,keyasint,omitempty"`
 	Size    uint64 `cbor:"5,keyasint,omitempty"`
+	// Signature is the image's signed manifest (flash's COSE_Sign1 over the
+	// manifest, as in the .otok file), so a device can check name, digest
+	// and signer against its image keys before it downloads anything.
+	Signature []byte `cbor:"6,keyasint,omitempty"`
 }
 
 // ContainerSpec is a container as the operator wants it, the same options

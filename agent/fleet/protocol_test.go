@@ -53,7 +53,8 @@ func sampleCommand() Command {
 func sampleDesired() Desired {
 	return Desired{
 		Scope: "group/lab", Version: 7, Issued: 1764340000000,
-		Images: []ImageRef{{Name: "adguard", Digest: dig(1), URL: "https://images.example.net/adguard-0.107.55-aarch64.otok", Version: "0.107.55", Size: 14 << 20}},
+		Images: []ImageRef{{Name: "adguard", Digest: dig(1), URL: "https://images.example.net/adguard-0.107.55-aarch64.otok", Version: "0.107.55", Size: 14 << 20,
+			Signature: append([]byte{0xd2, 0x84, 0x43, 0xa1, 0x01, 0x27, 0xa0}, bytes.Repeat([]byte{0x40}, 2)...)}},
 		Containers: []ContainerSpec{{Name: "dns", Image: "adguard", Argv: []string{"/opt/adguardhome/AdGuardHome", "--no-check-update"},
 			Net: "macvlan:lan4", IP: "192.168.1.53/24", Restart: "always", Memory: 64 << 20, Publish: []string{"53/udp"}}},
 	}
