@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -485,5 +486,42 @@ func TestImageImportStartsWaitingContainer(t *testing.T) {
 	out, _ := w.otok("events")
 	if !strings.Contains(out, "image image="+info.Digest+": installed bbx:1.0") {
 		t.Errorf("events:\n%s", out)
+	}
+}
+
+// TestSocketDeniesNonRoot: the socket is root's (0600): a non-root CLI
+// gets a permission error (exit code 7), the agent carries on.
+func TestSocketDeniesNonRoot(t *testing.T) {
+	w := newWorld(t)
+	w.writeConfig("")
+	w.start()
+	fi, err := os.Stat(w.socket)
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("socket %v %v", fi.Mode(), err)
+	}
+	// a copy of the binary nobody may run, state dirs nobody may enter
+	pub, err := os.MkdirTemp("", "otok-agt-pub-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(pub)
+	os.Chmod(pub, 0o755)
+	bin, _ := os.ReadFile(otokBin(t))
+	os.WriteFile(filepath.Join(pub, "otok"), bin, 0o755)
+	for d := w.state; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		os.Chmod(d, 0o755) // so the only barrier left is the socket's mode
+	}
+	cmd := exec.Command(filepath.Join(pub, "otok"), "--state", w.state, "events")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	code := -1
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	if code != agent.CodePermission.ExitCode() || !strings.Contains(string(out), "permission denied (root only)") {
+		t.Errorf("non-root events: exit %d (%v)\n%s", code, err, out)
+	}
+	if _, code := w.otok("agent", "status"); code != 0 {
+		t.Error("agent not answering root")
 	}
 }
