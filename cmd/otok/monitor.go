@@ -196,6 +196,10 @@ func runMonitor(ctx context.Context, e *env, args []string) error {
 	case <-time.After(2 * time.Second): // a daemonised grandchild kept the pipe
 	}
 	ncancel()
+	// A stopped container keeps no address (rm detaches again, idempotently).
+	if err := detachNetwork(context.Background(), e, spec.Name); err != nil {
+		fmt.Fprintf(ring, "otok: %v\n", err)
+	}
 	ring.close()
 	if lerr == nil {
 		ln.Close()
