@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"strconv"
 	"syscall"
@@ -54,7 +55,7 @@ func runExec(ctx context.Context, e *env, args []string) error {
 	} else {
 		p.UID, p.GID = st.Spec.Process.UID, st.Spec.Process.GID
 	}
-	var io runtime.IO
+	var cio runtime.IO
 	var master *os.File
 	stdin := fileOf(e.stdin)
 	if *tty {
@@ -64,23 +65,23 @@ func runExec(ctx context.Context, e *env, args []string) error {
 		}
 		defer m.Close()
 		master = m
-		io = runtime.IO{Stdin: s, Stdout: s, Stderr: s}
+		cio = runtime.IO{Stdin: s, Stdout: s, Stderr: s}
 		defer s.Close()
 	} else {
-		io = runtime.IO{Stdout: fileOf(e.stdout), Stderr: fileOf(e.stderr)}
+		cio = runtime.IO{Stdout: fileOf(e.stdout), Stderr: fileOf(e.stderr)}
 		if *interactive {
-			io.Stdin = stdin
+			cio.Stdin = stdin
 		}
 	}
-	cmd, err := r.Exec(ctx, name, p, io)
+	cmd, err := r.Exec(ctx, name, p, cio)
 	if err != nil {
 		return err
 	}
 	var done chan struct{}
 	var term *terminal
 	if master != nil {
-		io.Stdin.Close()
-		var in io_Reader
+		cio.Stdin.Close()
+		var in io.Reader
 		if *interactive {
 			in = e.stdin
 		}

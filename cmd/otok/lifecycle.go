@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -308,7 +309,13 @@ func runGC(ctx context.Context, e *env, args []string) error {
 	// Image mounts held by containers that are gone or stopped.
 	serr := flash.SweepSquashfs(stateDir(e), func(user string) bool {
 		s, err := r.State(user)
-		return err == nil && s.Alive() || errors.Is(err, errNotRunning)
+		if errors.Is(err, runtime.ErrNotFound) {
+			// Being created right now (directory, no state yet) counts
+			// as alive; no directory at all does not.
+			_, derr := os.Stat(r.Dir(user))
+			return derr == nil
+		}
+		return err == nil && s.Alive()
 	})
 	return errors.Join(err, serr)
 }

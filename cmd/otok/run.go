@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -214,7 +213,7 @@ func fileOf(x any) *os.File {
 func runForeground(ctx context.Context, e *env, p *prepared) (err error) {
 	spec, f := p.spec, p.flags
 	r := newRuntime(e)
-	var io runtime.IO
+	var cio runtime.IO
 	var master *os.File
 	stdin, stdout := fileOf(e.stdin), fileOf(e.stdout)
 	if spec.Process.Terminal {
@@ -226,11 +225,11 @@ func runForeground(ctx context.Context, e *env, p *prepared) (err error) {
 		master = m
 		defer master.Close()
 		defer s.Close()
-		io = runtime.IO{Stdin: s, Stdout: s, Stderr: s}
+		cio = runtime.IO{Stdin: s, Stdout: s, Stderr: s}
 	} else {
-		io = runtime.IO{Stdout: stdout, Stderr: fileOf(e.stderr)}
+		cio = runtime.IO{Stdout: stdout, Stderr: fileOf(e.stderr)}
 		if f.interactive {
-			io.Stdin = stdin
+			cio.Stdin = stdin
 		}
 	}
 	// Signals are caught from here on and forwarded once the container runs.
@@ -238,7 +237,7 @@ func runForeground(ctx context.Context, e *env, p *prepared) (err error) {
 	signal.Notify(sigs, forwardedSignals...)
 	defer signal.Stop(sigs)
 	runtime.Tracef("run: creating")
-	c, err := r.Create(ctx, spec, runtime.CreateOptions{IO: io, KillOnParentExit: true})
+	c, err := r.Create(ctx, spec, runtime.CreateOptions{IO: cio, KillOnParentExit: true})
 	if err != nil {
 		p.release()
 		return err
@@ -262,8 +261,8 @@ func runForeground(ctx context.Context, e *env, p *prepared) (err error) {
 	var done chan struct{}
 	var term *terminal
 	if master != nil {
-		io.Stdin.Close() // the container holds its own copy
-		var in io_Reader
+		cio.Stdin.Close() // the container holds its own copy
+		var in io.Reader
 		if f.interactive {
 			in = e.stdin
 		}
@@ -311,8 +310,6 @@ func runForeground(ctx context.Context, e *env, p *prepared) (err error) {
 	return nil
 }
 
-type io_Reader = io.Reader
-
 // forwardedSignals are passed on from `otok run` to the container's init
 // (SIGWINCH is handled by the terminal code; SIGKILL/SIGSTOP cannot be
 // caught).
@@ -321,6 +318,3 @@ var forwardedSignals = []os.Signal{
 	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPWR, syscall.SIGALRM,
 	syscall.SIGCONT, syscall.SIGTSTP,
 }
-
-// errNotRunning marks operations on stopped containers.
-var errNotRunning = errors.New("not running")
