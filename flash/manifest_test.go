@@ -136,3 +136,30 @@ func addSeeds(f *testing.F, prefix string) {
 		}
 	}
 }
+
+func TestValidNameVersion(t *testing.T) {
+	names := map[string]bool{
+		"adguard": true, "a": true, "0x": true, "my-app_1.2": true,
+		"": false, "-a": false, ".a": false, "Adguard": false, "a b": false, "a/b": false,
+		strings.Repeat("a", 64): true, strings.Repeat("a", 65): false,
+	}
+	for s, want := range names {
+		if got := ValidName(s); got != want {
+			t.Errorf("ValidName(%q) = %v, want %v", s, got, want)
+		}
+	}
+	versions := map[string]bool{
+		"1.0": true, "2024.1+git-3_x": true, "V1": true,
+		"": false, "+1": false, "1 0": false, "1/0": false, strings.Repeat("1", 65): false,
+	}
+	for s, want := range versions {
+		if got := ValidVersion(s); got != want {
+			t.Errorf("ValidVersion(%q) = %v, want %v", s, got, want)
+		}
+	}
+	for s, want := range map[string]bool{"mipsle": true, "arm64": true, "": false, "MIPS": false, "x86_64": false} {
+		if got := validArch(s); got != want {
+			t.Errorf("validArch(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
