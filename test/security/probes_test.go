@@ -113,7 +113,11 @@ func newHostSide(t *testing.T) *hostSide {
 	h := &hostSide{dir: dir, memMB: 32, pids: 32, tmpfsMB: 16}
 
 	// A process outside every container, found by its argv[0].
-	h.sleeper = &exec.Cmd{Path: "/bin/sleep", Args: []string{sleeperMarker, "600"}}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sleeper = &exec.Cmd{Path: self, Args: []string{sleeperMarker}, Env: append(os.Environ(), "OTOK_SEC_SLEEPER=1")}
 	if err := h.sleeper.Start(); err != nil {
 		t.Fatal(err)
 	}
