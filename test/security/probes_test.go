@@ -228,27 +228,43 @@ func TestProbes(t *testing.T) {
 				os.Chown(h.vol, 100000, 100000)
 			}
 			name := "sec-probe-" + randHex(3)
-			args := []string{"run", "--rm", "--name", name,
-				"--memory", fmt.Sprintf("%dM", h.memMB), "--pids-limit", fmt.Sprint(h.pids),
-				"--tmpfs-size", fmt.Sprintf("%dM", h.tmpfsMB),
-				"-v", h.vol + ":/vol", "-v", h.roVol + ":/ro:ro"}
-			args = append(args, m.flags...)
-			args = append(args, img, "/probe")
-			args = append(args, h.probeArgs(o)...)
+			readOnly, pidsFlag := false, true
+			build := func() []string {
+				args := []string{"run", "--rm", "--name", name,
+					"--memory", fmt.Sprintf("%dM", h.memMB), "--tmpfs-size", fmt.Sprintf("%dM", h.tmpfsMB),
+					"-v", h.vol + ":/vol", "-v", h.roVol + ":/ro:ro"}
+				if pidsFlag {
+					args = append(args, "--pids-limit", fmt.Sprint(h.pids))
+				}
+				if readOnly {
+					args = append(args, "--read-only")
+				}
+				args = append(args, m.flags...)
+				args = append(args, img, "/probe")
+				return append(args, h.probeArgs(o)...)
+			}
 			start := time.Now()
-			out, errOut, code := o.run(5*time.Minute, args...)
-			if m.name == "userns" && strings.Contains(errOut, "write /etc/hosts: value too large") {
-				// netcfg writes /etc/hosts as host root into an overlay
-				// mounted in the user namespace (EOVERFLOW: uid 0 is not
-				// mapped there), so --userns fails before the container
-				// runs. A read-only root skips that write: probe that way
-				// and say so.
-				t.Logf("KNOWN BUG (netcfg writeEtcFile under --userns): %s; retrying with --read-only", strings.TrimSpace(errOut))
-				record(t, "notes", map[string]string{"note": "userns mode ran with --read-only: `otok run --userns` fails with `write /etc/hosts: value too large for defined data type` (netcfg/resolv.go writeEtcFile creates the file as host root in an overlay mounted inside the user namespace)"})
-				ro := append([]string{}, args[:len(args)-len(h.probeArgs(o))-2]...)
-				ro = append(ro, "--read-only", img, "/probe")
-				ro = append(ro, h.probeArgs(o)...)
-				out, errOut, code = o.run(5*time.Minute, ro...)
+			out, errOut, code := o.run(5*time.Minute, build()...)
+			// Known failures of otok run itself (not of the probes): work
+			// around them, say so in the log and the report's notes.
+			for try := 0; try < 2; try++ {
+				switch {
+				case m.name == "userns" && !readOnly && strings.Contains(errOut, "write /etc/hosts: value too large"):
+					// netcfg writes /etc/hosts as host root into an
+					// overlay mounted in the user namespace (EOVERFLOW:
+					// uid 0 is not mapped there). A read-only root skips
+					// that write.
+					t.Logf("KNOWN BUG (netcfg writeEtcFile under --userns): %s; retrying with --read-only", strings.TrimSpace(errOut))
+					record(t, "notes", map[string]string{"note": "userns mode ran with --read-only: `otok run --userns` fails with `write /etc/hosts: value too large for defined data type` (netcfg/resolv.go writeEtcFile creates the file as host root in an overlay mounted inside the user namespace)"})
+					readOnly = true
+				case pidsFlag && strings.Contains(errOut, "pids limit"):
+					t.Logf("KNOWN BUG (--pids-limit here): %s; retrying without it (exhaust_pids is then not measured)", strings.TrimSpace(errOut))
+					record(t, "notes", map[string]string{"note": fmt.Sprintf("%s: `otok run --pids-limit` failed (%s); probes ran without a pids limit", runtime.GOARCH, lastLine(errOut))})
+					pidsFlag, h.pids = false, 0
+				default:
+					continue
+				}
+				out, errOut, code = o.run(5*time.Minute, build()...)
 			}
 			t.Logf("otok run (%s): exit %d in %v; stderr: %s", m.name, code, time.Since(start).Round(time.Millisecond), strings.TrimSpace(errOut))
 			seen := map[string]bool{}
@@ -274,6 +290,9 @@ func TestProbes(t *testing.T) {
 					t.Errorf("%s: probe %s printed no verdict (exit %d)\nstdout:\n%s\nstderr:\n%s", m.name, n, code, out, errOut)
 					record(t, "probes", probeResult{m.name, n, "missing", "no verdict printed", runtime.GOARCH})
 				}
+			}
+			if len(seen) < 40 {
+				t.Errorf("%s: only %d probe verdicts (exit %d): %s", m.name, len(seen), code, strings.TrimSpace(errOut))
 			}
 			t.Logf("%s: %d probes, %d allowed", m.name, len(seen), allowedN)
 			// Nothing of the host side was touched.
