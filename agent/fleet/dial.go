@@ -10,7 +10,23 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 )
+
+// noStore is paho's message store for sessions that never resume: every
+// connection is a new client with a clean session, so in-flight QoS 1
+// messages are never re-sent from a store (the session's own event queue
+// re-sends what was not acknowledged). paho's MemoryStore would format a
+// key and take a lock for every message in and out.
+type noStore struct{}
+
+func (noStore) Open()                             {}
+func (noStore) Put(string, packets.ControlPacket) {}
+func (noStore) Get(string) packets.ControlPacket  { return nil }
+func (noStore) All() []string                     { return nil }
+func (noStore) Del(string)                        {}
+func (noStore) Close()                            {}
+func (noStore) Reset()                            {}
 
 // paho reads every packet from the socket unbuffered: one read(2) for the
 // type byte, one per length byte, one for the rest — three or more system

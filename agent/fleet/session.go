@@ -198,7 +198,7 @@ func (s *Session) connect(ctx context.Context, broker string) (*link, error) {
 		SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
 		SetKeepAlive(s.cfg.KeepAlive).SetPingTimeout(10*time.Second).
 		SetConnectTimeout(opTimeout).SetWriteTimeout(opTimeout).SetOrderMatters(false).
-		SetBinaryWill(DevTopic(id, "state"), will, 1, true).SetCustomOpenConnectionFn(dialBroker).
+		SetBinaryWill(DevTopic(id, "state"), will, 1, true).SetCustomOpenConnectionFn(dialBroker).SetStore(noStore{}).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) { l.lost(err) })
 	if s.cfg.Username != "" {
 		o.SetUsername(s.cfg.Username).SetPassword(s.cfg.Password)
