@@ -87,12 +87,7 @@ func storeRoot(e *env) string {
 }
 
 // runDir is where the runtime keeps mounts and state (--state).
-func runDir(e *env) string {
-	if e.state != "" {
-		return e.state
-	}
-	return "/run/otok"
-}
+func runDir(e *env) string { return stateDir(e) }
 
 // openStore opens the store with the trusted keyring. reserve is a size
 // ("4M") or a percentage ("10%"); "" = OTOK_RESERVE or the default.

@@ -317,5 +317,8 @@ func runGC(ctx context.Context, e *env, args []string) error {
 		}
 		return err == nil && s.Alive()
 	})
-	return errors.Join(err, serr)
+	// Links, addresses, VLANs, NAT tables and leases of containers that are
+	// gone (netcfg records under <state>/net).
+	nerr := netPrune(ctx, e)
+	return errors.Join(err, serr, nerr)
 }

@@ -42,7 +42,7 @@ type env struct {
 
 	store string // --store / OTOK_STORE: image store root ("" = platform default)
 	keys  string // --keys / OTOK_KEYS: trusted keys directory ("" = default)
-	state string // --state / OTOK_STATE: runtime state dir ("" = /run/otok)
+	state string // --state / OTOK_STATE: runtime state dir ("" = /var/run/otok)
 }
 
 var commands = map[string]*command{}
@@ -89,7 +89,7 @@ func runMain(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	gfs.SetOutput(io.Discard)
 	gfs.StringVar(&e.store, "store", e.store, "image store root `DIR` (env OTOK_STORE)")
 	gfs.StringVar(&e.keys, "keys", e.keys, "trusted keys `DIR` (env OTOK_KEYS)")
-	gfs.StringVar(&e.state, "state", e.state, "runtime state `DIR` (env OTOK_STATE, default /run/otok)")
+	gfs.StringVar(&e.state, "state", e.state, "runtime state `DIR` on tmpfs (env OTOK_STATE, default /var/run/otok)")
 	if err := gfs.Parse(argv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printHelp(stdout, gfs)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/otok/otok/agent"
 	"io"
 	"os"
 	"os/signal"
@@ -31,12 +32,14 @@ func init() {
 	})
 }
 
-// stateDir is the runtime state directory.
+// stateDir is the runtime state directory: --state / OTOK_STATE, else the
+// agent's default (/var/run/otok: tmpfs on OpenWrt and Debian alike), so the
+// CLI and the agent share state, locks and the command socket.
 func stateDir(e *env) string {
 	if e.state != "" {
 		return e.state
 	}
-	return "/run/otok"
+	return agent.DefaultStateDir
 }
 
 // newRuntime returns the runtime over the state directory; its init and
