@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+	"github.com/otok/otok/agent"
 	"github.com/otok/otok/agent/fleet"
 )
 
@@ -502,7 +503,10 @@ func fleetCmd(ctx context.Context, e *env, op string, args []string) error {
 		return err
 	}
 	if r.Code != "" {
-		return fmt.Errorf("device %s: %s: %s", dev, r.Code, r.Msg)
+		// The agent's exit code for its error codes (not_found 4, …);
+		// fleet-only codes (unauthorized, replay, expired…) exit 1.
+		fmt.Fprintf(e.stderr, "otok fleet: device %s: %s: %s\n", dev, r.Code, r.Msg)
+		return &exitError{code: agent.Code(r.Code).ExitCode()}
 	}
 	return printResult(e.stdout, op, r.Result, c.json)
 }
