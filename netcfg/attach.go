@@ -27,8 +27,13 @@ type Config struct {
 	// RootDir is the container's root as seen by the caller
 	// (/proc/<pid>/root once its rootfs is mounted); /etc/resolv.conf and
 	// /etc/hosts are written there. "" writes nothing.
-	RootDir  string
-	Hostname string // for /etc/hosts; "" = Container
+	RootDir string
+	// RootOwner is the host uid and gid that container root maps to
+	// (user-namespaced containers, e.g. 100000); zero values mean host
+	// root. /etc files are created with these as fsuid/fsgid, so they
+	// belong to container root on its idmapped layer.
+	RootOwner [2]int
+	Hostname  string // for /etc/hosts; "" = Container
 	// StateDir holds the records (<state>/net): tmpfs, never flash.
 	StateDir string
 	// Resolve maps a port name (lan3, wan, br-lan) to a kernel link in the
@@ -250,7 +255,7 @@ func writeEtc(cfg Config, rec *Record) error {
 	if host == "" {
 		host = cfg.Container
 	}
-	if err := writeEtcFile(cfg.RootDir, "hosts", hostsFile(host, rec.Addrs)); errors.Is(err, unix.EROFS) {
+	if err := writeEtcFileAs(cfg.RootOwner, cfg.RootDir, "hosts", hostsFile(host, rec.Addrs)); errors.Is(err, unix.EROFS) {
 		return nil // read-only root: the image's files stay
 	} else if err != nil {
 		return fmt.Errorf("container %s: %w", cfg.Container, err)
@@ -266,7 +271,7 @@ func writeEtc(cfg Config, rec *Record) error {
 	if len(servers) == 0 {
 		return nil // keep the image's own resolv.conf
 	}
-	if err := writeEtcFile(cfg.RootDir, "resolv.conf", resolvConf(servers, search)); err != nil {
+	if err := writeEtcFileAs(cfg.RootOwner, cfg.RootDir, "resolv.conf", resolvConf(servers, search)); err != nil {
 		return fmt.Errorf("container %s: %w", cfg.Container, err)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -37,6 +38,26 @@ func hostsFile(hostname string, addrs []netip.Prefix) []byte {
 		fmt.Fprintf(&b, "127.0.1.1\t%s\n", hostname)
 	}
 	return []byte(b.String())
+}
+
+// writeEtcFileAs is writeEtcFile with the calling thread's fsuid/fsgid set
+// to owner, for containers whose root is a mapped id: host root is not
+// mapped into their idmapped layer, so files it creates there fail with
+// EOVERFLOW. setfsuid is per thread, hence the locked thread; going back to
+// fsuid 0 restores the file capabilities the switch dropped.
+func writeEtcFileAs(owner [2]int, root, name string, data []byte) error {
+	if owner == [2]int{} {
+		return writeEtcFile(root, name, data)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	prevGID, _ := unix.SetfsgidRetGid(owner[1])
+	prevUID, _ := unix.SetfsuidRetUid(owner[0])
+	defer func() {
+		unix.Setfsuid(prevUID)
+		unix.Setfsgid(prevGID)
+	}()
+	return writeEtcFile(root, name, data)
 }
 
 // writeEtcFile writes root/etc/name atomically with every path lookup

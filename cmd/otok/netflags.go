@@ -130,6 +130,10 @@ func (o *netOpts) attach(ctx context.Context, e *env, container string, initPid 
 	if o.spec.Mode == netcfg.ModeHost {
 		return noop, nil
 	}
+	if o.spec.Mode == netcfg.ModeNone && len(o.dns) == 0 {
+		// The init brings lo up itself; nothing to create, record or undo.
+		return noop, nil
+	}
 	// The runtime just created this container, so no live one has its
 	// name: network state under that name is a leftover (an otok killed
 	// before it could detach). Clear it rather than refuse.
@@ -143,7 +147,7 @@ func (o *netOpts) attach(ctx context.Context, e *env, container string, initPid 
 	}
 	rec, err := netcfg.Attach(ctx, netcfg.Config{
 		Container: container, Spec: o.spec, Hostname: hostname,
-		NetNS: proc + "/ns/net", RootDir: proc + "/root",
+		NetNS: proc + "/ns/net", RootDir: proc + "/root", RootOwner: rootOwner(initPid),
 		StateDir: netStateDir(e), Resolve: resolvePort,
 	})
 	if err != nil {
@@ -171,6 +175,25 @@ func (o *netOpts) attach(ctx context.Context, e *env, container string, initPid 
 		})
 		return derr
 	}, nil
+}
+
+// rootOwner is the host uid and gid container root maps to, from the
+// init's uid_map and gid_map ({0, 0} without a user namespace).
+func rootOwner(pid int) [2]int {
+	var owner [2]int
+	for i, f := range []string{"uid_map", "gid_map"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			var inside, outside, count int
+			if n, _ := fmt.Sscan(line, &inside, &outside, &count); n == 3 && inside == 0 && count > 0 {
+				owner[i] = outside
+			}
+		}
+	}
+	return owner
 }
 
 // maintainNetwork keeps a container's DHCP lease until ctx ends (for the

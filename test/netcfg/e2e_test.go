@@ -268,3 +268,36 @@ func TestE2EPublishHttpd(t *testing.T) {
 		}
 	}
 }
+
+// --userns --net bridge: /etc/hosts is written into the container's
+// idmapped layer as container root (host root is not mapped there, so a
+// plain write fails with EOVERFLOW), and the address is configured.
+func TestE2EUserNamespaceBridge(t *testing.T) {
+	need(t)
+	r := newRouter(t)
+	img := testimage.Build(t, t.TempDir())
+	// The mapped container root must be able to reach the state dir.
+	state, err := os.MkdirTemp("/run", "otok-netcfg-userns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(state, 0o755)
+	t.Cleanup(func() {
+		r.otok(t, state, "gc")
+		os.RemoveAll(state)
+	})
+	out, err := r.otok(t, state, "run", "--rm", "--userns", "--name", "uns",
+		"--net", "bridge:br-lan", "--ip", "192.168.1.77/24", img,
+		"sh", "-c", "ls -n /etc/hosts; cat /etc/hosts; ip -o -4 addr show eth0; id -u")
+	if err != nil {
+		t.Fatalf("run --userns --net bridge: %v\n%s", err, out)
+	}
+	for _, want := range []string{"192.168.1.77\tuns", "inet 192.168.1.77/24"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if f := strings.Fields(out); len(f) < 4 || f[2] != "0" || f[3] != "0" {
+		t.Errorf("/etc/hosts not owned by container root:\n%s", out)
+	}
+}
