@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
@@ -421,35 +422,34 @@ func (ad *AgentAdapter) save(m map[string]ContainerSpec) {
 	}
 }
 
+// AgentOptions are what ForAgent needs besides the agent and the section.
+type AgentOptions struct {
+	DefaultID string // device id unless the section sets device_id (DeviceIDFromMAC of the label MAC)
+	StateDir  string // fleet state files (tmpfs is fine); "" keeps them in RAM
+	Board     Board
+	// ImportURL fetches images by URL into the store (see AgentAdapter).
+	ImportURL func(ctx context.Context, url string, digest []byte, name string, progress func(uint8)) error
+}
+
 // ForAgent is the whole wiring for `otok agent`: it reads the `config
 // fleet` section (through the UCI section's Get and List), and returns the
 // session over the agent, or on=false when the section says enabled '0'.
-// defaultID is the device id unless the section sets device_id (use
-// DeviceIDFromMAC on the board's label MAC); stateDir keeps the fleet-managed
-// container set and the desired versions reached (written only when they
-// change). The caller runs s.Run(ctx) and cancels ctx on shutdown, which
-// publishes death.
-//
-//	if sec := fleetSection(uciFile); sec != nil {
-//		s, on, err := fleet.ForAgent(a, sec.Get, sec.List, fleet.DeviceIDFromMAC(labelMAC), stateDir, board)
-//		if err != nil { log.Printf("fleet: %v", err) } else if on { go s.Run(ctx) }
-//	}
-func ForAgent(a *agent.Agent, get func(string) (string, bool), list func(string) []string, defaultID, stateDir string, board Board) (s *Session, on bool, err error) {
-	cfg, on, err := ParseConfig(get, list, defaultID)
+// The caller runs s.Run(ctx) and cancels ctx on shutdown, which publishes
+// death (cmd/otok/fleet_agent.go does all of it).
+func ForAgent(a *agent.Agent, get func(string) (string, bool), list func(string) []string, o AgentOptions) (s *Session, on bool, err error) {
+	cfg, on, err := ParseConfig(get, list, o.DefaultID)
 	if err != nil || !on {
 		return nil, on, err
 	}
-	if stateDir != "" {
-		if err := os.MkdirAll(stateDir, 0o700); err != nil {
+	ad := &AgentAdapter{A: a, Board: o.Board, ImportURL: o.ImportURL}
+	if o.StateDir != "" {
+		if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
 			return nil, on, fmt.Errorf("fleet: %w", err)
 		}
-		cfg.VersionsFile = stateDir + "/fleet-versions.cbor"
+		cfg.VersionsFile = filepath.Join(o.StateDir, "fleet-versions.cbor")
+		ad.ManagedFile = filepath.Join(o.StateDir, "fleet-managed.cbor")
 	}
 	cfg.Version = a.Status().Version
-	ad := &AgentAdapter{A: a, Board: board}
-	if stateDir != "" {
-		ad.ManagedFile = stateDir + "/fleet-managed.cbor"
-	}
 	s, err = NewSession(cfg, ad)
 	return s, on, err
 }

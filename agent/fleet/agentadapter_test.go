@@ -101,12 +101,12 @@ func TestForAgent(t *testing.T) {
 		}
 		return nil
 	}
-	s, on, err := ForAgent(a, get, list, DeviceIDFromMAC("94:83:3C:1A:2B:3C"), filepath.Join(dir, "fleet"), Board{Model: "m"})
+	s, on, err := ForAgent(a, get, list, AgentOptions{DefaultID: DeviceIDFromMAC("94:83:3C:1A:2B:3C"), StateDir: filepath.Join(dir, "fleet"), Board: Board{Model: "m"}})
 	if err != nil || !on || s.ID() != "94833c1a2b3c" {
 		t.Fatalf("%v %v %+v", err, on, s)
 	}
 	opts["enabled"] = "0"
-	if s, on, err := ForAgent(a, get, list, "x", "", Board{}); s != nil || on || err != nil {
+	if s, on, err := ForAgent(a, get, list, AgentOptions{DefaultID: "x"}); s != nil || on || err != nil {
 		t.Fatalf("disabled: %v %v %v", s, on, err)
 	}
 }

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 	"github.com/otok/otok/agent/fleet"
 	"github.com/otok/otok/agent/uci"
 	"github.com/otok/otok/board"
+	"github.com/otok/otok/flash"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,11 +25,13 @@ import (
 // done; the returned wait blocks until it has published death, so
 // `otok agent` calls it after cancelling ctx:
 //
-//	defer startFleet(sctx, a, *config, state, cfg.Agent.DeviceID, logger.Printf)()
+//	defer startFleet(sctx, a, *config, state, store, keys, cfg.Agent.DeviceID, logger.Printf)()
 //
 // The device id is, in order: the section's device_id, deviceID (config
-// agent), the MAC of the first Ethernet interface.
-func startFleet(ctx context.Context, a *agent.Agent, configPath, stateDir, deviceID string, logf func(string, ...any)) (wait func()) {
+// agent), the MAC of the first Ethernet interface. storeRoot and keysDir
+// are the image store's (images named by desired state and `otok fleet
+// import` are fetched into it by URL).
+func startFleet(ctx context.Context, a *agent.Agent, configPath, stateDir, storeRoot, keysDir, deviceID string, logf func(string, ...any)) (wait func()) {
 	none := func() {}
 	data, err := os.ReadFile(configPath)
 	if err != nil {
@@ -49,7 +55,10 @@ func startFleet(ctx context.Context, a *agent.Agent, configPath, stateDir, devic
 	if id == "" {
 		id = firstMAC()
 	}
-	s, on, err := fleet.ForAgent(a, sec.Get, sec.List, id, filepath.Join(stateDir, "fleet"), boardInfo())
+	s, on, err := fleet.ForAgent(a, sec.Get, sec.List, fleet.AgentOptions{
+		DefaultID: id, StateDir: filepath.Join(stateDir, "fleet"), Board: boardInfo(),
+		ImportURL: importURL(storeRoot, keysDir),
+	})
 	if err != nil {
 		logf("fleet: %v (not connecting)", err)
 		return none
@@ -96,4 +105,57 @@ func firstMAC() string {
 		}
 	}
 	return ""
+}
+
+// importURL fetches an .otok image over http(s) into the store (flash's
+// own HTTP client, resumed on broken transfers), checks that it is the
+// digest desired state named, and removes it again if not.
+func importURL(storeRoot, keysDir string) func(ctx context.Context, url string, digest []byte, name string, progress func(uint8)) error {
+	return func(ctx context.Context, url string, digest []byte, name string, progress func(uint8)) error {
+		root := storeRoot
+		if root == "" {
+			root = flash.DefaultRoot()
+		}
+		kr, err := flash.LoadKeyring(keysDir)
+		if err != nil {
+			return &fleet.Error{Code: fleet.CodeUnavailable, Msg: fmt.Sprintf("image %s: keys %s: %v", name, keysDir, err)}
+		}
+		st, err := flash.Open(root, flash.Options{Keys: kr})
+		if err != nil {
+			return &fleet.Error{Code: fleet.CodeUnavailable, Msg: fmt.Sprintf("image %s: store: %v", name, err)}
+		}
+		want := hex.EncodeToString(digest)
+		if img, err := st.Resolve(want); err == nil && img.Digest == want {
+			return nil // already there
+		}
+		rc, _, err := flash.OpenURL(ctx, url, flash.FetchOptions{UserAgent: "otok/" + version})
+		if err != nil {
+			return &fleet.Error{Code: fleet.CodeUnavailable, Msg: fmt.Sprintf("image %s: fetch %s: %v", name, url, err)}
+		}
+		defer rc.Close()
+		last := -1
+		res, err := st.ImportOtok(ctx, rc, flash.ImportOptions{Source: url, Progress: func(done, total int64) {
+			if progress != nil && total > 0 {
+				if p := int(done * 100 / total); p != last {
+					last = p
+					progress(uint8(p))
+				}
+			}
+		}})
+		if err != nil {
+			var ns *flash.NoSpaceError
+			code := fleet.CodeVerify
+			if errors.As(err, &ns) {
+				code = fleet.CodeNoSpace
+			}
+			return &fleet.Error{Code: code, Msg: fmt.Sprintf("image %s from %s: %v", name, url, err)}
+		}
+		if res.Image.Digest != want {
+			if !res.Existed {
+				st.Remove(ctx, res.Image.Digest, func(string) bool { return false })
+			}
+			return &fleet.Error{Code: fleet.CodeVerify, Msg: fmt.Sprintf("image %s from %s: digest %s, desired %s", name, url, res.Image.Digest, want)}
+		}
+		return nil
+	}
 }

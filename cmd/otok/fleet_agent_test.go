@@ -4,14 +4,19 @@ import (
 	"context"
 	"io"
 	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/otok/otok/agent"
 	"github.com/otok/otok/agent/fleet"
 	"github.com/otok/otok/agent/fleet/fleettest"
+	"github.com/otok/otok/flash"
 )
 
 // The agent's fleet hook: a `config fleet` section makes the agent a fleet
@@ -28,7 +33,7 @@ func TestStartFleet(t *testing.T) {
 	a.Load()
 	defer a.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	wait := startFleet(ctx, a, conf, dir, "", func(string, ...any) {})
+	wait := startFleet(ctx, a, conf, dir, filepath.Join(dir, "store"), filepath.Join(dir, "keys"), "", func(string, ...any) {})
 	kctx, kcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer kcancel()
 	k, err := fleet.DialController(kctx, fleet.ControllerConfig{Brokers: []string{m.URL}})
@@ -58,4 +63,62 @@ func TestStartFleet(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// importURL: a signed .otok served over HTTP lands in the store with
+// progress; a digest other than the desired one is refused and removed;
+// an unsigned (untrusted) image is refused.
+func TestFleetImportURL(t *testing.T) {
+	if _, err := exec.LookPath("mksquashfs"); err != nil {
+		t.Skip("mksquashfs not installed (squashfs-tools)")
+	}
+	dir := t.TempDir()
+	root := filepath.Join(dir, "rootfs")
+	os.MkdirAll(filepath.Join(root, "bin"), 0o755)
+	os.WriteFile(filepath.Join(root, "bin", "hello"), []byte("#!/bin/sh\necho hi\n"), 0o755)
+	keys := filepath.Join(dir, "keys")
+	os.MkdirAll(keys, 0o755)
+	if _, err := flash.GenerateKey(filepath.Join(keys, "img")); err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := os.ReadFile(filepath.Join(keys, "img.key"))
+	key, err := flash.ParsePrivateKey(kb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(keys, "img.key")) // the device has only the public key
+	out := filepath.Join(dir, "hello.otok")
+	res, err := flash.Build(context.Background(), flash.BuildOptions{From: root, Name: "hello", Version: "1", Key: key, Out: out, Comp: "gzip", TmpDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	defer srv.Close()
+	store := filepath.Join(dir, "store")
+	imp := importURL(store, keys)
+	digest := res.Manifest.Digest
+	var prog []uint8
+	if err := imp(context.Background(), srv.URL+"/hello.otok", digest, "hello", func(p uint8) { prog = append(prog, p) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(prog) == 0 || prog[len(prog)-1] != 100 {
+		t.Errorf("progress %v", prog)
+	}
+	if err := imp(context.Background(), srv.URL+"/hello.otok", digest, "hello", nil); err != nil {
+		t.Fatalf("second import (already there): %v", err)
+	}
+	other := make([]byte, 32)
+	err = imp(context.Background(), srv.URL+"/hello.otok", other, "hello", nil)
+	if fleet.CodeOf(err) != fleet.CodeVerify || !strings.Contains(err.Error(), "desired") {
+		t.Fatalf("wrong digest: %v", err)
+	}
+	if err := imp(context.Background(), srv.URL+"/missing.otok", other, "x", nil); fleet.CodeOf(err) != fleet.CodeUnavailable {
+		t.Fatalf("404: %v", err)
+	}
+	// A store that trusts no key refuses the image.
+	err = importURL(filepath.Join(dir, "store2"), filepath.Join(dir, "nokeys"))(context.Background(), srv.URL+"/hello.otok", digest, "hello", nil)
+	if err == nil {
+		t.Fatal("untrusted image imported")
+	}
+	t.Logf("untrusted: %v", err)
 }
