@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/otok/otok/agent"
 	"github.com/otok/otok/runtime"
 	"golang.org/x/sys/unix"
 )
@@ -31,7 +32,7 @@ type containerFlags struct {
 	cpuShares, cpuWeight, pidsLim    int64
 	userns, privileged, readOnly     bool
 	init, system                     bool
-	stopSignal                       string
+	stopSignal, restart              string
 	interactive, tty, it, rm, detach bool
 	net                              *netOpts
 }
@@ -61,6 +62,7 @@ func addContainerFlags(fs *flag.FlagSet, run bool) *containerFlags {
 	fs.BoolVar(&f.init, "init", false, "run otok's reaper as PID 1 (forwards signals, reaps zombies)")
 	fs.BoolVar(&f.system, "system", false, "system container: the image's /sbin/init as PID 1")
 	fs.StringVar(&f.stopSignal, "stop-signal", "", "signal for stop (default TERM; PWR for --system)")
+	fs.StringVar(&f.restart, "restart", agent.RestartNo, "restart `POLICY`: no, on-failure[:N], always, unless-stopped (applied by the agent: needs 'otok agent' running, and -d for run)")
 	fs.BoolVar(&f.interactive, "i", false, "keep stdin open")
 	fs.BoolVar(&f.tty, "t", false, "allocate a terminal")
 	fs.BoolVar(&f.it, "it", false, "same as -i -t")

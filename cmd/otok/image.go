@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/otok/otok/agent"
 	"github.com/otok/otok/flash"
 	"github.com/otok/otok/runtime"
 )
@@ -285,6 +286,23 @@ func runImageImport(ctx context.Context, e *env, sc *command, args []string) err
 		return usagef("want exactly one FILE, - or URL")
 	}
 	src := args[0]
+	// A signed .otok on this device goes through a running agent, so the
+	// containers waiting for it start at once. Anything the agent's import
+	// does not take (options, tarballs, squashfs, URLs, stdin) is imported
+	// here; the agent finds it on its next retry (agent.RetryInterval).
+	if name == "" && version == "" && arch == "" && reserve == "" && maxSize == "" && !insecure && !allowSpecial &&
+		strings.HasSuffix(src, ".otok") && !flash.IsURL(src) {
+		if fi, err := os.Stat(src); err == nil && fi.Mode().IsRegular() {
+			c, err := dialAgent(ctx, e)
+			if err != nil {
+				return agentError(e, "image import", err)
+			}
+			if c != nil {
+				defer c.Close()
+				return importViaAgent(ctx, e, c, src)
+			}
+		}
+	}
 	st, err := openStore(e, reserve)
 	if err != nil {
 		return err
@@ -374,6 +392,37 @@ func runImageImport(ctx context.Context, e *env, sc *command, args []string) err
 	el := time.Since(start)
 	fmt.Fprintf(e.stdout, "imported %s (%s %s, sha256:%s, %s): %s written to flash in %.2fs\n",
 		img.Ref(), img.Manifest.Kind, img.Manifest.Arch, img.Digest, signer, flash.HumanBytes(res.BytesWritten), el.Seconds())
+	return nil
+}
+
+// importViaAgent asks the agent to import the file at path.
+func importViaAgent(ctx context.Context, e *env, c *agent.Client, path string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	info, err := c.ImageImport(ctx, abs)
+	if err != nil {
+		return agentError(e, "image import", err)
+	}
+	ref := info.Name + ":" + info.Version
+	desc := ""
+	if st, err := openStore(e, ""); err == nil {
+		if img, err := st.Resolve(info.Digest); err == nil {
+			signer := "UNSIGNED"
+			if img.Signed {
+				signer = "signed by " + img.KeyID
+			}
+			ref = img.Ref()
+			desc = fmt.Sprintf(" (%s %s, sha256:%s, %s)", img.Manifest.Kind, img.Manifest.Arch, img.Digest, signer)
+		}
+	}
+	if desc == "" {
+		desc = fmt.Sprintf(" (sha256:%s)", info.Digest)
+	}
+	fmt.Fprintf(e.stdout, "imported %s%s: %s in the store, by the agent in %.2fs\n",
+		ref, desc, flash.HumanBytes(info.Size), time.Since(start).Seconds())
 	return nil
 }
 

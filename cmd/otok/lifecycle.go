@@ -2,14 +2,16 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
+
+	"github.com/otok/otok/agent"
 
 	"github.com/otok/otok/flash"
 	"github.com/otok/otok/runtime"
@@ -18,6 +20,7 @@ import (
 func init() {
 	register(&command{name: "start", usage: "NAME…", summary: "start created containers", run: runStart})
 	register(&command{name: "stop", usage: "[-t SECS] NAME…", summary: "stop containers (stop signal, then SIGKILL after the timeout)", run: runStop})
+	register(&command{name: "restart", usage: "[-t SECS] NAME…", summary: "stop and start containers (needs the agent)", run: runRestart})
 	register(&command{name: "kill", usage: "[-s SIG] NAME…", summary: "send a signal to containers", run: runKill})
 	register(&command{name: "rm", usage: "[-f] NAME…", summary: "remove containers (-f: kill running ones first)", run: runRm})
 	register(&command{name: "ps", usage: "[-a] [--json]", summary: "list containers", run: runPs})
@@ -26,22 +29,50 @@ func init() {
 	register(&command{name: "gc", usage: "", summary: "remove leftovers of killed otok processes (containers, image mounts)", run: runGC})
 }
 
-// eachName runs fn for every NAME argument and joins the errors.
+// eachName runs fn for every NAME argument and joins the errors; the
+// exit status is the agent's code for an API error, else 1.
 func eachName(e *env, names []string, fn func(string) error) error {
 	if len(names) == 0 {
 		return usagef("want at least one container NAME")
 	}
-	failed := false
+	code := 0
 	for _, n := range names {
 		if err := fn(n); err != nil {
 			fmt.Fprintf(e.stderr, "otok: %v\n", err)
-			failed = true
+			code = exitCodeOf(err)
 		}
 	}
-	if failed {
-		return &exitError{code: 1}
+	if code != 0 {
+		return &exitError{code: code}
 	}
 	return nil
+}
+
+// routed runs viaAgent when the agent runs (c != nil). A name the agent
+// does not know is one of the CLI's own containers (foreground run, or a
+// monitor's) if the runtime has it: direct handles it; otherwise the
+// agent's not-found stands.
+func routed(c *agent.Client, r *runtime.Runtime, name string, viaAgent, direct func() error) error {
+	if c != nil {
+		err := viaAgent()
+		if !isAgentErr(err, agent.CodeNotFound) {
+			return err
+		}
+		if _, serr := r.State(name); serr != nil {
+			return err
+		}
+	}
+	return direct()
+}
+
+// agentClient dials the agent for a container command: nil when none
+// runs; an error (e.g. permission) ends the command.
+func agentClient(ctx context.Context, e *env, cmd string) (*agent.Client, error) {
+	c, err := dialAgent(ctx, e)
+	if err != nil {
+		return nil, agentError(e, cmd, err)
+	}
+	return c, nil
 }
 
 func runStart(ctx context.Context, e *env, args []string) error {
@@ -49,9 +80,19 @@ func runStart(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	c, err := agentClient(ctx, e, "start")
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		defer c.Close()
+	}
 	r := newRuntime(e)
 	return eachName(e, fs.Args(), func(n string) error {
-		if err := r.Start(ctx, n); err != nil {
+		err := routed(c, r, n,
+			func() error { _, err := c.Start(ctx, n); return err },
+			func() error { return r.Start(ctx, n) })
+		if err != nil {
 			return err
 		}
 		fmt.Fprintln(e.stdout, n)
@@ -59,21 +100,80 @@ func runStart(ctx context.Context, e *env, args []string) error {
 	})
 }
 
+// flagSet reports whether the flag was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			set = true
+		}
+	})
+	return set
+}
+
 func runStop(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, commands["stop"])
-	secs := fs.Int("t", 10, "`SECS` to wait after the stop signal before SIGKILL")
+	secs := fs.Int("t", 10, "`SECS` to wait after the stop signal before SIGKILL (agent: default the container's stop timeout)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *secs < 0 {
 		return usagef("-t %d: must not be negative", *secs)
 	}
+	c, err := agentClient(ctx, e, "stop")
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		defer c.Close()
+	}
+	var agentTimeout time.Duration // 0: the agent's stop timeout for the container
+	if flagSet(fs, "t") {
+		agentTimeout = max(time.Duration(*secs)*time.Second, time.Millisecond)
+	}
 	r := newRuntime(e)
 	return eachName(e, fs.Args(), func(n string) error {
-		if err := r.Stop(ctx, n, time.Duration(*secs)*time.Second); err != nil {
+		err := routed(c, r, n,
+			func() error { _, err := c.Stop(ctx, n, agentTimeout); return err },
+			func() error {
+				if err := r.Stop(ctx, n, time.Duration(*secs)*time.Second); err != nil {
+					return err
+				}
+				waitRecorded(ctx, r, n)
+				return nil
+			})
+		if err != nil {
 			return err
 		}
-		waitRecorded(ctx, r, n)
+		fmt.Fprintln(e.stdout, n)
+		return nil
+	})
+}
+
+func runRestart(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, commands["restart"])
+	secs := fs.Int("t", 0, "`SECS` to wait after the stop signal before SIGKILL (default: the container's stop timeout)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *secs < 0 {
+		return usagef("-t %d: must not be negative", *secs)
+	}
+	c, err := agentClient(ctx, e, "restart")
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		defer c.Close()
+	}
+	r := newRuntime(e)
+	return eachName(e, fs.Args(), func(n string) error {
+		err := routed(c, r, n,
+			func() error { _, err := c.Restart(ctx, n, time.Duration(*secs)*time.Second); return err },
+			func() error { return fmt.Errorf("container %s: %w", n, errNoAgentRestart) })
+		if err != nil {
+			return err
+		}
 		fmt.Fprintln(e.stdout, n)
 		return nil
 	})
@@ -114,9 +214,19 @@ func runRm(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	c, err := agentClient(ctx, e, "rm")
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		defer c.Close()
+	}
 	r := newRuntime(e)
 	return eachName(e, fs.Args(), func(n string) error {
-		if err := removeContainer(ctx, e, r, n, *force); err != nil {
+		err := routed(c, r, n,
+			func() error { return c.Remove(ctx, n, *force) },
+			func() error { return removeContainer(ctx, e, r, n, *force) })
+		if err != nil {
 			return err
 		}
 		fmt.Fprintln(e.stdout, n)
@@ -124,54 +234,68 @@ func runRm(ctx context.Context, e *env, args []string) error {
 	})
 }
 
-func runPs(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, commands["ps"])
-	all := fs.Bool("a", false, "also list stopped and created containers")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+// containers returns the view of every container (all: also those not
+// running), by name: the agent's, then the runtime's that the agent does
+// not know (or all the runtime's when no agent runs).
+func containers(ctx context.Context, e *env, c *agent.Client, all bool) ([]*ctrInfo, error) {
+	var list []*ctrInfo
+	known := map[string]bool{}
+	if c != nil {
+		sts, err := c.List(ctx, true)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range sts {
+			known[s.Name] = true
+			full, err := c.Inspect(ctx, s.Name)
+			if isAgentErr(err, agent.CodeNotFound) {
+				continue // removed meanwhile
+			}
+			if err != nil {
+				return nil, err
+			}
+			if ci := infoFromAgent(full); all || ci.running() {
+				list = append(list, ci)
+			}
+		}
 	}
 	r := newRuntime(e)
 	sweepContainers(ctx, e, r)
-	list, err := r.List()
+	rl, err := r.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range rl {
+		if known[st.Spec.Name] {
+			continue
+		}
+		if ci := infoFromRuntime(e, st); all || ci.running() {
+			list = append(list, ci)
+		}
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+	return list, nil
+}
+
+func runPs(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, commands["ps"])
+	all := fs.Bool("a", false, "also list stopped and created containers")
+	asJSON := fs.Bool("json", false, "print JSON (each container as inspect prints it)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := agentClient(ctx, e, "ps")
 	if err != nil {
 		return err
 	}
-	var shown []*runtime.State
-	for _, s := range list {
-		if *all || s.Status == runtime.StatusRunning {
-			shown = append(shown, s)
-		}
+	if c != nil {
+		defer c.Close()
 	}
-	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if shown == nil {
-			shown = []*runtime.State{}
-		}
-		return enc.Encode(shown)
+	list, err := containers(ctx, e, c, *all)
+	if err != nil {
+		return agentError(e, "ps", err)
 	}
-	tw := tabwriter.NewWriter(e.stdout, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATUS\tPID\tIMAGE\tCOMMAND\tCREATED")
-	for _, s := range shown {
-		status := s.Status
-		if s.Status == runtime.StatusStopped {
-			status = fmt.Sprintf("exited (%d)", s.ExitCode)
-			if s.OOMKilled {
-				status = "OOM killed"
-			}
-		}
-		pid := "-"
-		if s.Alive() {
-			pid = fmt.Sprint(s.Pid)
-		}
-		cmd := strings.Join(s.Spec.Process.Args, " ")
-		if len(cmd) > 30 {
-			cmd = cmd[:27] + "..."
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Spec.Name, status, pid, s.Spec.Rootfs.Image, cmd, ago(s.Created))
-	}
-	return tw.Flush()
+	return printPs(e.stdout, list, *asJSON)
 }
 
 func ago(t time.Time) string {
@@ -195,21 +319,38 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() == 0 {
 		return usagef("want at least one container NAME")
 	}
+	c, err := agentClient(ctx, e, "inspect")
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		defer c.Close()
+	}
 	r := newRuntime(e)
-	var out []*runtime.State
+	var out []*ctrInfo
 	for _, n := range fs.Args() {
-		s, err := r.State(n)
+		var ci *ctrInfo
+		err := routed(c, r, n,
+			func() error {
+				s, err := c.Inspect(ctx, n)
+				if err == nil {
+					ci = infoFromAgent(s)
+				}
+				return err
+			},
+			func() error {
+				st, err := r.State(n)
+				if err == nil {
+					ci = infoFromRuntime(e, st)
+				}
+				return err
+			})
 		if err != nil {
-			return err
+			return agentError(e, "inspect", err)
 		}
-		out = append(out, s)
+		out = append(out, ci)
 	}
-	enc := json.NewEncoder(e.stdout)
-	enc.SetIndent("", "  ")
-	if len(out) == 1 {
-		return enc.Encode(out[0])
-	}
-	return enc.Encode(out)
+	return printInspect(e.stdout, out)
 }
 
 func runStats(ctx context.Context, e *env, args []string) error {
@@ -218,59 +359,82 @@ func runStats(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	c, err := agentClient(ctx, e, "stats")
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		defer c.Close()
+	}
 	r := newRuntime(e)
-	names := fs.Args()
-	if len(names) == 0 {
+	// Which names the agent answers for, which the runtime.
+	known := map[string]bool{}
+	if c != nil {
+		sts, err := c.List(ctx, true)
+		if err != nil {
+			return agentError(e, "stats", err)
+		}
+		for _, s := range sts {
+			known[s.Name] = true
+		}
+	}
+	var viaAgent, direct []string
+	allAgent := c != nil && fs.NArg() == 0
+	if fs.NArg() == 0 {
 		list, _ := r.List()
 		for _, s := range list {
-			if s.Status == runtime.StatusRunning {
-				names = append(names, s.Spec.Name)
+			if s.Status == runtime.StatusRunning && !known[s.Spec.Name] {
+				direct = append(direct, s.Spec.Name)
 			}
 		}
 	}
-	// Two samples 200 ms apart give the CPU percentage.
-	first := map[string]int64{}
-	for _, n := range names {
-		st, err := r.Stats(n)
-		if err != nil {
-			return err
+	for _, n := range fs.Args() {
+		if known[n] {
+			viaAgent = append(viaAgent, n)
+		} else if _, err := r.State(n); err == nil || c == nil {
+			direct = append(direct, n)
+		} else {
+			return agentError(e, "stats", agent.Errorf(agent.CodeNotFound, "container %s: not found", n))
 		}
-		first[n] = st.CPUNanos
+	}
+	sample := func() ([]agent.Stats, error) {
+		var out []agent.Stats
+		if allAgent || len(viaAgent) > 0 {
+			s, err := c.Stats(ctx, viaAgent...)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, s...)
+		}
+		for _, n := range direct {
+			st, err := r.State(n)
+			if err != nil {
+				return nil, err
+			}
+			cs, err := r.Stats(n)
+			if err != nil {
+				return nil, err
+			}
+			s := agent.Stats{Name: n, CPUNanos: uint64(max(cs.CPUNanos, 0)), Memory: uint64(max(cs.MemoryUsage, 0)),
+				MemoryMax: uint64(max(cs.MemoryLimit, 0)), Pids: uint64(max(cs.Pids, 0))}
+			s.NetRx, s.NetTx = netDevBytes(st.Pid)
+			out = append(out, s)
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+		return out, nil
+	}
+	// Two samples 200 ms apart give the CPU percentage.
+	first, err := sample()
+	if err != nil {
+		return agentError(e, "stats", err)
 	}
 	const interval = 200 * time.Millisecond
 	time.Sleep(interval)
-	type row struct {
-		Name string `json:"name"`
-		runtime.CgroupStats
+	second, err := sample()
+	if err != nil {
+		return agentError(e, "stats", err)
 	}
-	var rows []row
-	for _, n := range names {
-		st, err := r.Stats(n)
-		if err != nil {
-			return err
-		}
-		st.CPUPercent = float64(st.CPUNanos-first[n]) / float64(interval.Nanoseconds()) * 100
-		rows = append(rows, row{n, *st})
-	}
-	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
-	}
-	tw := tabwriter.NewWriter(e.stdout, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tCPU %\tMEM USAGE / LIMIT\tPIDS\tOOM KILLS")
-	for _, x := range rows {
-		limit := "-"
-		if x.MemoryLimit > 0 {
-			limit = humanBytes(x.MemoryLimit)
-		}
-		pl := ""
-		if x.PidsLimit > 0 {
-			pl = fmt.Sprintf(" / %d", x.PidsLimit)
-		}
-		fmt.Fprintf(tw, "%s\t%.1f%%\t%s / %s\t%d%s\t%d\n", x.Name, x.CPUPercent, humanBytes(x.MemoryUsage), limit, x.Pids, pl, x.OOMKills)
-	}
-	return tw.Flush()
+	return printStats(e.stdout, statsRows(first, second, interval), *asJSON)
 }
 
 func humanBytes(n int64) string {

@@ -12,6 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/otok/otok/agent"
+	"github.com/otok/otok/runtime"
 )
 
 func init() {
@@ -157,9 +161,37 @@ func runLogs(ctx context.Context, e *env, args []string) error {
 		return usagef("want one container NAME")
 	}
 	name := fs.Arg(0)
-	r := newRuntime(e)
-	if _, err := r.State(name); err != nil {
+	c, err := agentClient(ctx, e, "logs")
+	if err != nil {
 		return err
+	}
+	if c != nil {
+		defer c.Close()
+	}
+	r := newRuntime(e)
+	err = routed(c, r, name,
+		func() error {
+			if *tail == 0 && !*follow {
+				_, err := c.Inspect(ctx, name) // nothing to print; still "not found" for an unknown name
+				return err
+			}
+			return c.Logs(ctx, &agent.LogsRequest{Name: name, Tail: max(*tail, 0), Follow: *follow}, func(b []byte) error {
+				_, err := e.stdout.Write(b)
+				return err
+			})
+		},
+		func() error { return directLogs(ctx, e, r, name, *tail, *follow) })
+	return agentError(e, "logs", err)
+}
+
+// directLogs prints a container's output without the agent: from its
+// monitor (run -d), the log the monitor left, or the agent's log file of
+// an agent's container while the agent is down.
+func directLogs(ctx context.Context, e *env, r *runtime.Runtime, name string, tail int, follow bool) error {
+	if _, err := r.State(name); err != nil {
+		if _, ferr := os.Stat(agentLogPath(e, name)); ferr != nil {
+			return err
+		}
 	}
 	dir := r.Dir(name)
 	var d net.Dialer
@@ -167,21 +199,63 @@ func runLogs(ctx context.Context, e *env, args []string) error {
 	if err == nil {
 		defer conn.Close()
 		fl := 0
-		if *follow {
+		if follow {
 			fl = 1
 		}
-		fmt.Fprintf(conn, "logs %d %d\n", *tail, fl)
+		fmt.Fprintf(conn, "logs %d %d\n", tail, fl)
 		go func() { <-ctx.Done(); conn.Close() }()
 		io.Copy(e.stdout, conn)
 		return nil
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "log"))
-	if err != nil {
-		if os.IsNotExist(err) {
-			return fmt.Errorf("container %s: no logs (it ran in the foreground, or its monitor was killed)", name)
-		}
+	if err == nil {
+		e.stdout.Write(tailLines(b, tail))
+		return nil
+	}
+	if !os.IsNotExist(err) {
 		return fmt.Errorf("container %s: logs: %w", name, err)
 	}
-	e.stdout.Write(tailLines(b, *tail))
+	if f, err := os.Open(agentLogPath(e, name)); err == nil {
+		defer f.Close()
+		return followFile(ctx, e, r, name, f, tail, follow)
+	}
+	return fmt.Errorf("container %s: no logs (it ran in the foreground, or its monitor was killed)", name)
+}
+
+// agentLogPath is where the agent's containers write their output
+// (agent/logs.go): it stays readable while the agent is down.
+func agentLogPath(e *env, name string) string {
+	return filepath.Join(stateDir(e), "logs", name+".log")
+}
+
+// followFile prints the agent's log file f (the part the agent trimmed
+// reads as zeros: skipped) and, with follow, what the container appends
+// while it runs.
+func followFile(ctx context.Context, e *env, r *runtime.Runtime, name string, f *os.File, tail int, follow bool) error {
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return fmt.Errorf("container %s: logs: %w", name, err)
+	}
+	if i := bytes.IndexFunc(b, func(r rune) bool { return r != 0 }); i > 0 {
+		b = b[i:]
+		if j := bytes.IndexByte(b, '\n'); j >= 0 {
+			b = b[j+1:] // a partial first line
+		}
+	} else if i < 0 {
+		b = nil
+	}
+	e.stdout.Write(tailLines(b, tail))
+	for follow && ctx.Err() == nil {
+		st, err := r.State(name)
+		alive := err == nil && st.Alive()
+		n, _ := io.Copy(e.stdout, f)
+		if !alive && n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 	return nil
 }

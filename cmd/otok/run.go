@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/otok/otok/agent"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
+
+	"github.com/otok/otok/agent"
 
 	goruntime "runtime"
 
@@ -59,15 +61,17 @@ func newRuntime(e *env) *runtime.Runtime {
 	}
 }
 
-// prepared is a container spec with its image acquired.
+// prepared is a container spec with (after mountImage) its image acquired.
 type prepared struct {
 	spec    *runtime.Spec
 	flags   *containerFlags
-	release func() // drops the image mount hold
+	src     *rootfsSource
+	policy  agent.RestartPolicy // --restart
+	release func()              // drops the image mount hold
 }
 
-// prepareContainer parses run/create arguments, mounts the image and
-// builds the spec. On error nothing stays mounted.
+// prepareContainer parses run/create arguments and builds the spec; the
+// image is not mounted yet (mountImage).
 func prepareContainer(ctx context.Context, e *env, cmd *command, args []string) (*prepared, error) {
 	fs := newFlags(e, cmd)
 	f := addContainerFlags(fs, cmd.name == "run")
@@ -105,12 +109,22 @@ func prepareContainer(ctx context.Context, e *env, cmd *command, args []string) 
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
+	policy, err := agent.ParseRestart(f.restart)
+	if err != nil {
+		return nil, usagef("--restart %v", err)
+	}
 	runtime.Tracef("run: flags parsed, swept")
-	p := &prepared{spec: spec, flags: f, release: func() {}}
+	return &prepared{spec: spec, flags: f, src: src, policy: policy, release: func() {}}, nil
+}
+
+// mountImage mounts the image and resolves the user against it. On error
+// nothing stays mounted.
+func mountImage(ctx context.Context, e *env, p *prepared) error {
+	spec, f, src := p.spec, p.flags, p.src
 	if src.Squashfs != "" {
 		dir, err := flash.AcquireSquashfs(ctx, stateDir(e), src.Squashfs, src.Digest, spec.Name)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		digest := filepath.Base(dir)
 		if abs, err := filepath.Abs(src.Squashfs); err == nil {
@@ -125,13 +139,17 @@ func prepareContainer(ctx context.Context, e *env, cmd *command, args []string) 
 	uid, gid, err := resolveUser(spec.Rootfs.Path, f.user)
 	if err != nil {
 		p.release()
-		return nil, err
+		return err
 	}
 	spec.Process.UID, spec.Process.GID = uid, gid
+	warnPrivileged(e, spec)
+	return nil
+}
+
+func warnPrivileged(e *env, spec *runtime.Spec) {
 	if spec.Privileged {
 		fmt.Fprintf(e.stderr, "otok: WARNING: container %s is --privileged: every capability, no seccomp, writable /sys; it can take over this device\n", spec.Name)
 	}
-	return p, nil
 }
 
 // releaseImage drops a container's hold on its squashfs mount.
@@ -185,7 +203,67 @@ func runCreate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return startDetached(ctx, e, p, false)
+	return runDetached(ctx, e, "create", p, false)
+}
+
+// runDetached creates (start: and starts) a container that outlives the
+// command: through the agent when it runs, else under its own monitor.
+func runDetached(ctx context.Context, e *env, cmd string, p *prepared, start bool) error {
+	c, err := agentClient(ctx, e, cmd)
+	if err != nil {
+		return err
+	}
+	restart := p.policy.Mode != agent.RestartNo
+	if c != nil {
+		defer c.Close()
+		un := p.flags.agentUnsupported()
+		if len(un) == 0 {
+			return runViaAgent(ctx, e, c, cmd, p, start)
+		}
+		if restart {
+			return usagef("%s: not carried by the agent's container spec, so --restart %s cannot apply; drop them or use --restart no", strings.Join(un, ", "), p.policy)
+		}
+		fmt.Fprintf(e.stderr, "otok: note: %s not carried by the agent: container %s gets its own monitor and is not supervised\n",
+			strings.Join(un, ", "), p.spec.Name)
+	} else if restart {
+		return needsAgentMsg(p.policy.String())
+	}
+	if err := mountImage(ctx, e, p); err != nil {
+		return err
+	}
+	return startDetached(ctx, e, p, start)
+}
+
+// runViaAgent hands the container to the agent (run or create op).
+func runViaAgent(ctx context.Context, e *env, c *agent.Client, cmd string, p *prepared, start bool) error {
+	f := p.flags
+	// The agent resolves the image itself: a store reference as given, a
+	// file or directory by absolute path.
+	image := p.src.Ref
+	if _, err := os.Stat(image); err == nil {
+		if abs, err := filepath.Abs(image); err == nil {
+			image = abs
+		}
+	}
+	spec := agent.SpecFromRuntime(p.spec, image)
+	spec.User = f.user // resolved by the agent against the image's /etc/passwd
+	spec.Net, spec.MAC = f.net.net, f.net.mac
+	spec.IP = append([]string(nil), f.net.ips...)
+	spec.DNS = append([]string(nil), f.net.dns...)
+	spec.Publish = append([]string(nil), f.net.publish...)
+	spec.Restart = p.policy
+	warnPrivileged(e, p.spec)
+	var err error
+	if start {
+		_, err = c.Run(ctx, spec)
+	} else {
+		_, err = c.Create(ctx, spec)
+	}
+	if err != nil {
+		return agentError(e, cmd, err)
+	}
+	fmt.Fprintln(e.stdout, spec.Name)
+	return nil
 }
 
 func runRun(ctx context.Context, e *env, args []string) error {
@@ -198,7 +276,15 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if p.flags.detach {
-		return startDetached(ctx, e, p, true)
+		return runDetached(ctx, e, "run", p, true)
+	}
+	if p.policy.Mode != agent.RestartNo {
+		return usagef("--restart %s: only for containers the agent supervises (run -d, create); a foreground run ends with this command", p.policy)
+	}
+	// The foreground container stays this process's child, agent or not
+	// (agentroute.go).
+	if err := mountImage(ctx, e, p); err != nil {
+		return err
 	}
 	return runForeground(ctx, e, p)
 }
