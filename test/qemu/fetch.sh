@@ -15,6 +15,9 @@
 # busybox: that guest's /init is the Go program and its container image is
 # built from the Go toybox (see README.md).
 #
+# OTOK_QEMU_MIRROR overrides the mirror (default: the first Debian mirror in
+# the system's apt sources).
+#
 # Exit status 2 means an infrastructure problem (mirror, download, missing
 # tool), never an otok failure; the harness reports it as such.
 set -euo pipefail
@@ -52,9 +55,9 @@ flock 9
 # the security mirror's armhf index was seen out of sync here (size
 # mismatch), and the point-release kernel is what the tests need.
 mirror=$(grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null | head -1 | tr -d ' ' || true)
-mirror=${mirror:-http://deb.debian.org/debian}
+mirror=${OTOK_QEMU_MIRROR:-${mirror:-http://deb.debian.org/debian}}
 mirror=${mirror%/}
-if [[ ! -f $apt_dir/sources.list ]] || ! grep -q "$mirror " "$apt_dir/sources.list"; then
+if [[ ! -f $apt_dir/sources.list ]] || ! grep -qF "$mirror bookworm" "$apt_dir/sources.list"; then
   echo "deb [arch=mipsel,armhf,arm64] $mirror bookworm main" >"$apt_dir/sources.list"
   rm -f "$apt_dir/updated"
 fi
@@ -66,7 +69,7 @@ APT=(-o Dir::Etc::SourceList="$apt_dir/sources.list" -o Dir::Etc::SourceParts=/n
 
 # Refresh the index at most once a day (point releases rename the ABI).
 if [[ ! -f $apt_dir/updated ]] || [[ -n $(find "$apt_dir/updated" -mmin +1440) ]]; then
-  if apt-get "${APT[@]}" update >"$apt_dir/update.log" 2>&1; then
+  if apt-get "${APT[@]}" update >"$apt_dir/update.log" 2>&1 && ! grep -qE '^(Err:|[EW]: Failed to fetch)' "$apt_dir/update.log"; then
     touch "$apt_dir/updated"
   elif ! ls "$apt_dir/lists/"*_main_binary-"$arch"_Packages* >/dev/null 2>&1; then
     tail -5 "$apt_dir/update.log" >&2; infra "apt-get update failed and no cached index"

@@ -18,6 +18,7 @@
 //	             packages that exist; "none" to skip)
 //	QEMU_SCENARIO=0  skip the lifecycle scenario
 //	QEMU_JOBS    guests booted at once (default 2: this machine has 2 cores)
+//	QEMU_TIMEOUT the scenario guest's time limit (default 15m)
 //	OTOK_QEMU_CACHE  download and kernel cache (default /var/cache/otok-qemu)
 //	OTOK_DIST    make cross output (default dist)
 //	QEMU_LOGS    where full console logs go (default $OTOK_DIST/qemu-logs)
@@ -294,7 +295,11 @@ func (d *driver) scenario(ctx context.Context, r *archRun) {
 		}
 	}
 	setBootStart(r)
-	res, err := r.guest.Run(ctx, job, qemu.RunOptions{Timeout: 15 * time.Minute, Console: console, OnMarker: onMarker})
+	timeout := 15 * time.Minute
+	if t, err := time.ParseDuration(os.Getenv("QEMU_TIMEOUT")); err == nil {
+		timeout = t
+	}
+	res, err := r.guest.Run(ctx, job, qemu.RunOptions{Timeout: timeout, Console: console, OnMarker: onMarker})
 	if res != nil {
 		r.scenWall, r.initAt, r.guestUp, r.guestReady = res.Wall, res.InitAt, res.GuestUp, res.GuestReady
 	}
