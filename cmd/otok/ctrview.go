@@ -136,6 +136,8 @@ func infoFromRuntime(e *env, st *runtime.State) *ctrInfo {
 		}
 	} else if sp.Net.Mode == runtime.NetHost {
 		c.Network = &agent.NetInfo{Mode: "host"}
+	} else {
+		c.Spec.Net = "none" // as the flag's default reads
 	}
 	return c
 }
