@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/otok/otok/agent"
+	"github.com/otok/otok/test/testenv"
 )
 
 // loop is a container command that runs until SIGTERM, writing a counter
@@ -506,7 +507,7 @@ func TestSocketDeniesNonRoot(t *testing.T) {
 	}
 	defer os.RemoveAll(pub)
 	os.Chmod(pub, 0o755)
-	bin, _ := os.ReadFile(otokBin(t))
+	bin, _ := os.ReadFile(testenv.Otok(t))
 	os.WriteFile(filepath.Join(pub, "otok"), bin, 0o755)
 	for d := w.state; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
 		os.Chmod(d, 0o755) // so the only barrier left is the socket's mode

@@ -5,7 +5,6 @@
 package agentsys
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -20,42 +19,16 @@ import (
 	"time"
 
 	"github.com/otok/otok/agent"
+	"github.com/otok/otok/test/testenv"
 	"github.com/otok/otok/test/testimage"
 )
 
 var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-
 	imgOnce sync.Once
 	imgDir  string
 	imgPath string
 	imgRoot string
 )
-
-func otokBin(t *testing.T) string {
-	t.Helper()
-	if b := os.Getenv("OTOK_BIN"); b != "" {
-		return b
-	}
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "otok-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "otok")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/otok/otok/cmd/otok").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
 
 // image returns the busybox squashfs shared by all tests.
 func image(t *testing.T) string {
@@ -81,9 +54,7 @@ func imageRoot(t *testing.T) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+	testenv.Cleanup()
 	if imgDir != "" {
 		os.RemoveAll(imgDir)
 	}
@@ -92,9 +63,7 @@ func TestMain(m *testing.M) {
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("agent system tests need root (namespaces, cgroups, loop mounts)")
-	}
+	testenv.NeedRoot(t)
 	if _, err := os.Stat("/proc/self/ns/pid"); err != nil {
 		t.Skip("no pid namespaces here:", err)
 	}
@@ -110,9 +79,7 @@ type world struct {
 	socket string
 	out    string // a host dir mounted into containers at /out
 	cmd    *exec.Cmd
-	log    *strings.Builder
-	logMu  *sync.Mutex
-	done   chan struct{}
+	log    *testenv.Log // the agent's stderr, over restarts
 }
 
 func newWorld(t *testing.T) *world {
@@ -120,7 +87,7 @@ func newWorld(t *testing.T) *world {
 	needRoot(t)
 	dir := t.TempDir()
 	w := &world{t: t, dir: dir, state: filepath.Join(dir, "state"), config: filepath.Join(dir, "otok"),
-		out: filepath.Join(dir, "out"), log: &strings.Builder{}, logMu: &sync.Mutex{}}
+		out: filepath.Join(dir, "out"), log: &testenv.Log{}}
 	w.socket = filepath.Join(w.state, "otok.sock")
 	os.MkdirAll(w.out, 0o777)
 	t.Cleanup(w.cleanup)
@@ -140,23 +107,12 @@ func (w *world) writeConfig(uci string) {
 // start runs `otok agent` and waits for its socket.
 func (w *world) start() {
 	w.t.Helper()
-	w.cmd = exec.Command(otokBin(w.t), "--state", w.state, "--store", filepath.Join(w.dir, "store"), "--keys", filepath.Join(w.dir, "keys"),
+	w.cmd = exec.Command(testenv.Otok(w.t), "--state", w.state, "--store", filepath.Join(w.dir, "store"), "--keys", filepath.Join(w.dir, "keys"),
 		"agent", "--config", w.config)
-	stderr, _ := w.cmd.StderrPipe()
-	w.cmd.Stdout = os.Stdout
+	w.cmd.Stdout, w.cmd.Stderr = os.Stdout, w.log
 	if err := w.cmd.Start(); err != nil {
 		w.t.Fatal(err)
 	}
-	w.done = make(chan struct{})
-	go func(done chan struct{}) {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			w.logMu.Lock()
-			w.log.WriteString(sc.Text() + "\n")
-			w.logMu.Unlock()
-		}
-		close(done)
-	}(w.done)
 	w.waitFor("agent socket", 10*time.Second, func() bool {
 		c, err := agent.Dial(context.Background(), w.socket)
 		if err != nil {
@@ -167,11 +123,7 @@ func (w *world) start() {
 	})
 }
 
-func (w *world) agentLog() string {
-	w.logMu.Lock()
-	defer w.logMu.Unlock()
-	return w.log.String()
-}
+func (w *world) agentLog() string { return w.log.String() }
 
 // signal sends sig to the agent and (for TERM/KILL) waits for it to exit.
 func (w *world) signal(sig syscall.Signal) {
@@ -181,8 +133,7 @@ func (w *world) signal(sig syscall.Signal) {
 	}
 	w.cmd.Process.Signal(sig)
 	if sig == syscall.SIGTERM || sig == syscall.SIGKILL {
-		w.cmd.Wait()
-		<-w.done
+		w.cmd.Wait() // returns when all of its stderr is in the log
 		w.cmd = nil
 	}
 }
@@ -212,12 +163,8 @@ func (w *world) inspect(name string) *agent.ContainerStatus {
 
 func (w *world) waitFor(what string, timeout time.Duration, cond func() bool) {
 	w.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			w.t.Fatalf("timed out after %s waiting for %s\nagent log:\n%s", timeout, what, w.agentLog())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testenv.Poll(timeout, cond) {
+		w.t.Fatalf("timed out after %s waiting for %s\nagent log:\n%s", timeout, what, w.agentLog())
 	}
 }
 
@@ -233,15 +180,10 @@ func (w *world) waitState(name, state string, timeout time.Duration) *agent.Cont
 
 // otok runs the CLI against this world.
 func (w *world) otok(args ...string) (string, int) {
-	cmd := exec.Command(otokBin(w.t), append([]string{"--state", w.state}, args...)...)
+	w.t.Helper()
+	cmd := exec.Command(testenv.Otok(w.t), append([]string{"--state", w.state}, args...)...)
 	out, err := cmd.CombinedOutput()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		w.t.Fatal(err)
-	}
-	return string(out), code
+	return string(out), testenv.ExitCode(w.t, err)
 }
 
 // cleanup stops the agent (gracefully), then kills whatever container
@@ -250,31 +192,8 @@ func (w *world) cleanup() {
 	if w.cmd != nil {
 		w.signal(syscall.SIGTERM)
 	}
-	// leftovers (a test that failed half-way): kill by recorded pid
-	ents, _ := os.ReadDir(filepath.Join(w.state, "containers"))
-	for _, e := range ents {
-		b, _ := os.ReadFile(filepath.Join(w.state, "containers", e.Name(), "state.json"))
-		var pid int
-		if i := strings.Index(string(b), `"pid":`); i >= 0 {
-			fmt.Sscanf(string(b[i+6:]), "%d", &pid)
-		}
-		if pid > 1 {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-	if len(ents) > 0 {
-		time.Sleep(200 * time.Millisecond)
-		exec.Command(otokBin(w.t), "--state", w.state, "gc").Run()
-	}
-	// image mounts under the state dir
-	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			f := strings.Fields(l)
-			if len(f) > 4 && strings.HasPrefix(f[4], w.dir) {
-				syscall.Unmount(f[4], syscall.MNT_DETACH)
-			}
-		}
-	}
+	// leftovers of a test that failed half-way
+	testenv.RemoveLeftovers(w.t, w.state, w.dir)
 }
 
 func pidAlive(pid int) bool {

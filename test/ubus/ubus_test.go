@@ -12,10 +12,8 @@
 package ubussys
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,47 +24,13 @@ import (
 	"time"
 
 	"github.com/otok/otok/agent"
+	"github.com/otok/otok/test/testenv"
 	"github.com/otok/otok/test/testimage"
 	"github.com/otok/otok/ubus"
 	"github.com/otok/otok/ubus/ubustest"
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-func otokBin(t *testing.T) string {
-	t.Helper()
-	if b := os.Getenv("OTOK_BIN"); b != "" {
-		return b
-	}
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "otok-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "otok")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/otok/otok/cmd/otok").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // world is one agent on one bus.
 type world struct {
@@ -77,9 +41,7 @@ type world struct {
 	sock   string // the broker's socket
 	broker *ubustest.Broker
 	cmd    *exec.Cmd
-	done   chan struct{}
-	logMu  sync.Mutex
-	log    strings.Builder
+	log    testenv.Log // the agent's stderr
 }
 
 func newWorld(t *testing.T) *world {
@@ -116,23 +78,12 @@ func (w *world) writeConfig(rest string) {
 // start runs `otok agent` and waits for its command socket.
 func (w *world) start() {
 	w.t.Helper()
-	w.cmd = exec.Command(otokBin(w.t), "--state", w.state, "--store", filepath.Join(w.dir, "store"),
+	w.cmd = exec.Command(testenv.Otok(w.t), "--state", w.state, "--store", filepath.Join(w.dir, "store"),
 		"--keys", filepath.Join(w.dir, "keys"), "agent", "--config", w.config)
-	stderr, _ := w.cmd.StderrPipe()
-	w.cmd.Stdout = os.Stdout
+	w.cmd.Stdout, w.cmd.Stderr = os.Stdout, &w.log
 	if err := w.cmd.Start(); err != nil {
 		w.t.Fatal(err)
 	}
-	w.done = make(chan struct{})
-	go func(done chan struct{}) {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			w.logMu.Lock()
-			w.log.WriteString(sc.Text() + "\n")
-			w.logMu.Unlock()
-		}
-		close(done)
-	}(w.done)
 	w.waitFor("agent socket", 10*time.Second, func() bool {
 		c, err := agent.Dial(context.Background(), filepath.Join(w.state, "otok.sock"))
 		if err != nil {
@@ -143,30 +94,21 @@ func (w *world) start() {
 	})
 }
 
-func (w *world) agentLog() string {
-	w.logMu.Lock()
-	defer w.logMu.Unlock()
-	return w.log.String()
-}
+func (w *world) agentLog() string { return w.log.String() }
 
 func (w *world) stop() {
 	if w.cmd == nil {
 		return
 	}
 	w.cmd.Process.Signal(syscall.SIGTERM)
-	w.cmd.Wait()
-	<-w.done
+	w.cmd.Wait() // returns when all of its stderr is in the log
 	w.cmd = nil
 }
 
 func (w *world) waitFor(what string, timeout time.Duration, cond func() bool) {
 	w.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			w.t.Fatalf("timed out after %s waiting for %s\nagent log:\n%s", timeout, what, w.agentLog())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testenv.Poll(timeout, cond) {
+		w.t.Fatalf("timed out after %s waiting for %s\nagent log:\n%s", timeout, what, w.agentLog())
 	}
 }
 
@@ -190,29 +132,7 @@ func (w *world) client() *ubus.Client {
 // test, removes their runtime state and mounts, then the temp dir.
 func (w *world) cleanup() {
 	w.stop()
-	ents, _ := os.ReadDir(filepath.Join(w.state, "containers"))
-	for _, e := range ents {
-		b, _ := os.ReadFile(filepath.Join(w.state, "containers", e.Name(), "state.json"))
-		var pid int
-		if i := strings.Index(string(b), `"pid":`); i >= 0 {
-			fmt.Sscanf(string(b[i+6:]), "%d", &pid)
-		}
-		if pid > 1 {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-	if len(ents) > 0 {
-		time.Sleep(200 * time.Millisecond)
-		exec.Command(otokBin(w.t), "--state", w.state, "gc").Run()
-	}
-	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			f := strings.Fields(l)
-			if len(f) > 4 && strings.HasPrefix(f[4], w.dir) {
-				syscall.Unmount(f[4], syscall.MNT_DETACH)
-			}
-		}
-	}
+	testenv.RemoveLeftovers(w.t, w.state, w.dir)
 	if w.broker != nil {
 		w.broker.Close()
 	}
@@ -326,7 +246,7 @@ func TestAgentOnUbus(t *testing.T) {
 		t.Errorf("status later: %v", in)
 	}
 	// the CLI sees what ubus created: one command API
-	if out, err := exec.Command(otokBin(t), "--state", w.state, "agent", "status").CombinedOutput(); err != nil || !strings.Contains(string(out), "containers 1") {
+	if out, err := exec.Command(testenv.Otok(t), "--state", w.state, "agent", "status").CombinedOutput(); err != nil || !strings.Contains(string(out), "containers 1") {
 		t.Errorf("otok agent status: %v\n%s", err, out)
 	}
 
@@ -397,17 +317,15 @@ func TestAgentWithoutUbus(t *testing.T) {
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("running containers needs root (namespaces, cgroups, loop mounts)")
-	}
+	testenv.NeedRoot(t) // root, and not under qemu-user
 	if _, err := os.Stat("/proc/self/ns/pid"); err != nil {
 		t.Skip("no pid namespaces here:", err)
 	}
-	// qemu-user (go test -exec qemu-mips-static) refuses clone flags
+	// e.g. a container without privileges
 	probe := exec.Command(os.Args[0], "-test.run=^$")
 	probe.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC}
 	if err := probe.Run(); err != nil {
-		t.Skipf("cannot make namespaces here (%v; qemu-user refuses clone flags)", err)
+		t.Skipf("cannot make namespaces here (%v)", err)
 	}
 }
 
