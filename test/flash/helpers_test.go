@@ -15,47 +15,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/otok/otok/test/testenv"
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// otokBin returns the binary under test.
-func otokBin(t *testing.T) string {
-	t.Helper()
-	if b := os.Getenv("OTOK_BIN"); b != "" {
-		return b
-	}
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "otok-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "otok")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/otok/otok/cmd/otok").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // world is one isolated installation: store, keys, state, signing key.
 type world struct {
@@ -66,7 +31,7 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	w := &world{t: t, bin: otokBin(t), dir: t.TempDir()}
+	w := &world{t: t, bin: testenv.Otok(t), dir: t.TempDir()}
 	w.store = filepath.Join(w.dir, "store")
 	w.keys = filepath.Join(w.dir, "keys")
 	w.state = filepath.Join(w.dir, "run")
@@ -82,16 +47,7 @@ func newWorld(t *testing.T) *world {
 func (w *world) run(stdin io.Reader, args ...string) (stdout, stderr string, code int) {
 	cmd := exec.Command(w.bin, append([]string{"--store", w.store, "--keys", w.keys, "--state", w.state}, args...)...)
 	cmd.Stdin = stdin
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	code = 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		w.t.Fatal(err)
-	}
-	return o.String(), e.String(), code
+	return testenv.RunCmd(w.t, cmd)
 }
 
 func (w *world) ok(args ...string) string {
@@ -192,11 +148,4 @@ func snapshot(t *testing.T, root string) string {
 	})
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
-}
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Getuid() != 0 {
-		t.Skip("skipped: needs root (loop mounts, tmpfs, containers)")
-	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otok/otok/test/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -121,7 +122,7 @@ func TestHostileInputsLeaveStoreUnchanged(t *testing.T) {
 // TestStoreFull imports into a store on a small tmpfs: refused before a
 // byte is written, with the numbers in the message.
 func TestStoreFull(t *testing.T) {
-	needRoot(t)
+	testenv.NeedRoot(t)
 	w := newWorld(t) // keys outside the small fs
 	small := filepath.Join(t.TempDir(), "small")
 	os.Mkdir(small, 0o755)

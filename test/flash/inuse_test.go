@@ -6,12 +6,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/otok/otok/test/testenv"
 )
 
 // TestImagesInUse: a container using an image (squashfs, or directory) is
 // shown by df, blocks rm and survives gc; once removed, gc collects.
 func TestImagesInUse(t *testing.T) {
-	needRoot(t)
+	testenv.NeedRoot(t)
 	w := newWorld(t)
 	if !w.hasCommand("run") {
 		t.Skip("skipped: this otok has no run command yet")

@@ -13,13 +13,14 @@ import (
 	"testing"
 
 	"github.com/otok/otok/flash"
+	"github.com/otok/otok/test/testenv"
 )
 
 // runOrMount proves an imported image is usable: through `otok run` when
 // the binary has it, else by mounting it the way run does.
 func runOrMount(t *testing.T, w *world, ref string, checks map[string]string, absent ...string) {
 	t.Helper()
-	needRoot(t)
+	testenv.NeedRoot(t)
 	if w.hasCommand("run") {
 		for cmd, want := range checks {
 			// "/bin/sh -c SCRIPT…" keeps the script as one argument.
