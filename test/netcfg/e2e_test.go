@@ -7,55 +7,18 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/otok/otok/netcfg"
+	"github.com/otok/otok/test/testenv"
 	"github.com/otok/otok/test/testimage"
 )
 
-var (
-	otokOnce sync.Once
-	otokBin  string
-	otokErr  error
-)
+func TestMain(m *testing.M) { testenv.Main(m) }
 
-// otok returns the otok binary: $OTOK_BIN (make system) or one built once.
-func otok(t *testing.T) string {
-	t.Helper()
-	if b := os.Getenv("OTOK_BIN"); b != "" {
-		return b
-	}
-	otokOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "otok-netcfg-e2e")
-		if err != nil {
-			otokErr = err
-			return
-		}
-		otokBin = filepath.Join(dir, "otok")
-		out, err := exec.Command("go", "build", "-o", otokBin, "github.com/otok/otok/cmd/otok").CombinedOutput()
-		if err != nil {
-			otokErr = err
-			t.Logf("%s", out)
-		}
-	})
-	if otokErr != nil {
-		t.Fatalf("build otok: %v", otokErr)
-	}
-	return otokBin
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if otokBin != "" {
-		os.RemoveAll(filepath.Dir(otokBin))
-	}
-	os.Exit(code)
-}
-
-// otokIn runs otok with the router's network namespace as its host
+// otok runs otok with the router's network namespace as its host
 // namespace (nsenter: only the network namespace changes, so cgroups and
 // /sys stay the host's).
 func (r *router) otok(t *testing.T, state string, args ...string) (string, error) {
@@ -63,7 +26,7 @@ func (r *router) otok(t *testing.T, state string, args ...string) (string, error
 	if _, err := exec.LookPath("nsenter"); err != nil {
 		t.Skip("needs nsenter (util-linux)")
 	}
-	cmd := exec.Command("nsenter", append([]string{"--net=" + nsPath(r.ns), otok(t), "--state", state}, args...)...)
+	cmd := exec.Command("nsenter", append([]string{"--net=" + nsPath(r.ns), testenv.Otok(t), "--state", state}, args...)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -189,7 +152,7 @@ func TestE2EKillThenPrune(t *testing.T) {
 		t.Fatalf("run -d: %v\n%s", err, out)
 	}
 	// c2 waits for a DHCP server that does not exist.
-	cmd := exec.Command("nsenter", "--net="+nsPath(r.ns), otok(t), "--state", state, "run", "--name", "c2",
+	cmd := exec.Command("nsenter", "--net="+nsPath(r.ns), testenv.Otok(t), "--state", state, "run", "--name", "c2",
 		"--net", "macvlan:lan2", "--ip", "dhcp", img, "true")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -277,15 +240,8 @@ func TestE2EUserNamespaceBridge(t *testing.T) {
 	r := newRouter(t)
 	img := testimage.Build(t, t.TempDir())
 	// The mapped container root must be able to reach the state dir.
-	state, err := os.MkdirTemp("/run", "otok-netcfg-userns")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(state, 0o755)
-	t.Cleanup(func() {
-		r.otok(t, state, "gc")
-		os.RemoveAll(state)
-	})
+	state := testenv.StateDir(t, true)
+	t.Cleanup(func() { r.otok(t, state, "gc") })
 	out, err := r.otok(t, state, "run", "--rm", "--userns", "--name", "uns",
 		"--net", "bridge:br-lan", "--ip", "192.168.1.77/24", img,
 		"sh", "-c", "ls -n /etc/hosts; cat /etc/hosts; ip -o -4 addr show eth0; id -u")

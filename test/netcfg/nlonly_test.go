@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/otok/otok/netcfg"
+	"github.com/otok/otok/test/testenv"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -25,9 +26,7 @@ import (
 // without ip) and returns its path; it is unmounted at cleanup.
 func nlNS(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
-	}
+	testenv.NeedRoot(t)
 	p := filepath.Join(t.TempDir(), "netns")
 	if err := os.WriteFile(p, nil, 0o600); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/otok/otok/netcfg"
+	"github.com/otok/otok/test/testenv"
 )
 
 var seq atomic.Int32
@@ -26,9 +27,7 @@ var seq atomic.Int32
 // need skips a test that cannot run here, saying why.
 func need(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
-	}
+	testenv.NeedRoot(t)
 	if err := exec.Command("ip", "netns", "list").Run(); err != nil {
 		t.Skip("needs iproute2's ip with netns support to build topologies (busybox ip has none)")
 	}
