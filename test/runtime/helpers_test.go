@@ -14,68 +14,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otok/otok/test/testenv"
 	"github.com/otok/otok/test/testimage"
 )
 
 // Shared across the package's tests: the binary and the busybox image.
 var (
-	binOnce, imgOnce sync.Once
-	bin, img, imgDir string
-	binErr           error
+	imgOnce          sync.Once
+	bin, img, imgDir string // bin is testenv.Otok, set by newEnv
 )
 
-// TestMain removes the shared image and the binary it built.
+// TestMain removes the shared image and the binary testenv built.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if imgDir != "" {
 		os.RemoveAll(imgDir)
 	}
-	if builtDir != "" {
-		os.RemoveAll(builtDir)
-	}
+	testenv.Cleanup()
 	os.Exit(code)
 }
-
-// builtDir holds a binary built by otokBin ("" with $OTOK_BIN).
-var builtDir string
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("system tests need root (namespaces, mounts, cgroups)")
-	}
-}
-
-// otokBin is $OTOK_BIN or a static build of ./cmd/otok.
-func otokBin(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		if b := os.Getenv("OTOK_BIN"); b != "" {
-			bin = b
-			return
-		}
-		dir, err := os.MkdirTemp("", "otok-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		builtDir = dir
-		bin = filepath.Join(dir, "otok")
-		cmd := exec.Command("go", "build", "-o", bin, "github.com/otok/otok/cmd/otok")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = &buildError{string(out)}
-		}
-	})
-	if binErr != nil {
-		t.Fatalf("build otok: %v", binErr)
-	}
-	return bin
-}
-
-type buildError struct{ out string }
-
-func (e *buildError) Error() string { return e.out }
 
 // image is the busybox squashfs (built once per test binary).
 func image(t *testing.T) string {
@@ -110,10 +67,18 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	requireRoot(t)
-	otokBin(t)
+	return newEnvFor(t, false)
+}
+
+// newEnvFor is newEnv with a state directory that a user namespace's root
+// can reach when userns is set (testenv.StateDir).
+func newEnvFor(t *testing.T, userns bool) *env {
+	t.Helper()
+	testenv.NeedRoot(t)
+	bin = testenv.Otok(t)
 	image(t)
-	e := &env{t: t, state: t.TempDir()}
+	// made before the clean-up below is registered: removed after it
+	e := &env{t: t, state: testenv.StateDir(t, userns)}
 	t.Cleanup(func() {
 		// Remove whatever the test left, then insist nothing remains.
 		out, _, _ := e.run("ps", "-a", "--json")
@@ -150,13 +115,7 @@ func (e *env) runIn(stdin []byte, args ...string) (string, string, int) {
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatalf("otok %v: %v", args, err)
-	}
+	code := testenv.ExitCode(e.t, cmd.Run())
 	return so.String(), se.String(), code
 }
 
