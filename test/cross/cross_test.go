@@ -7,11 +7,12 @@ package cross
 import (
 	"debug/elf"
 	"encoding/binary"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/otok/otok/test/testenv"
 )
 
 var targets = []struct {
@@ -27,26 +28,10 @@ var targets = []struct {
 	{"amd64", "amd64", "", "", elf.EM_X86_64, binary.LittleEndian, elf.ELFCLASS64},
 }
 
-func dist(t *testing.T) string {
-	if d := os.Getenv("OTOK_DIST"); d != "" {
-		return d
-	}
-	d := t.TempDir()
-	for _, tg := range targets {
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(d, "otok-"+tg.name), "github.com/otok/otok/cmd/otok")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+tg.goarch)
-		if tg.extra != "" {
-			cmd.Env = append(cmd.Env, tg.extra)
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", tg.name, err, out)
-		}
-	}
-	return d
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 func TestCrossBinaries(t *testing.T) {
-	d := dist(t)
+	d := testenv.Dist(t) // $OTOK_DIST or built like make cross
 	for _, tg := range targets {
 		t.Run(tg.name, func(t *testing.T) {
 			bin := filepath.Join(d, "otok-"+tg.name)
@@ -95,12 +80,7 @@ func TestCrossBinaries(t *testing.T) {
 
 			cmd := argv("--store", t.TempDir(), "check")
 			out, err = cmd.CombinedOutput()
-			code := 0
-			if ee, ok := err.(*exec.ExitError); ok {
-				code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatalf("check: %v", err)
-			}
+			code := testenv.ExitCode(t, err)
 			if code != 0 && code != 1 {
 				t.Fatalf("check exit %d:\n%s", code, out)
 			}

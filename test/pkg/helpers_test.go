@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/otok/otok/test/testenv"
 )
 
 // arches: OpenWrt package arch → make cross name.
@@ -29,7 +31,7 @@ var (
 	setupOnce sync.Once
 	setupErr  error
 	mkpkgBin  string // built openwrt-feed/mkpkg
-	distDir   string // otok-<cross> binaries
+	distDir   string // otok-<cross> binaries (testenv.Dist)
 	filesDir  string // package files (otok.init, otok.config, ...)
 	repoRoot  string
 	tmpRoot   string
@@ -40,11 +42,8 @@ func TestMain(m *testing.M) {
 	if tmpRoot != "" {
 		os.RemoveAll(tmpRoot)
 	}
+	testenv.Cleanup()
 	os.Exit(code)
-}
-
-func goEnv(extra ...string) []string {
-	return append(append(os.Environ(), "CGO_ENABLED=0"), extra...)
 }
 
 func setup(t *testing.T) {
@@ -53,6 +52,7 @@ func setup(t *testing.T) {
 	if setupErr != nil {
 		t.Fatal(setupErr)
 	}
+	distDir = testenv.Dist(t)
 }
 
 func doSetup() error {
@@ -67,27 +67,9 @@ func doSetup() error {
 	}
 	mkpkgBin = filepath.Join(tmpRoot, "mkpkg")
 	cmd := exec.Command("go", "build", "-o", mkpkgBin, "./openwrt-feed/mkpkg")
-	cmd.Dir, cmd.Env = repoRoot, goEnv()
+	cmd.Dir, cmd.Env = repoRoot, append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build mkpkg: %v\n%s", err, out)
-	}
-
-	distDir = os.Getenv("OTOK_DIST")
-	if distDir == "" {
-		distDir = filepath.Join(tmpRoot, "dist")
-		flags := map[string]string{"mipsle": "GOMIPS=softfloat", "mips": "GOMIPS=softfloat", "arm": "GOARM=7"}
-		for _, a := range arches {
-			goarch := a.cross
-			cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w",
-				"-o", filepath.Join(distDir, "otok-"+a.cross), "./cmd/otok")
-			cmd.Dir, cmd.Env = repoRoot, goEnv("GOOS=linux", "GOARCH="+goarch)
-			if f := flags[a.cross]; f != "" {
-				cmd.Env = append(cmd.Env, f)
-			}
-			if out, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("build otok-%s: %v\n%s", a.cross, err, out)
-			}
-		}
 	}
 
 	filesDir = filepath.Join(repoRoot, "openwrt-feed/otok/files")
@@ -136,15 +118,7 @@ type tarMember struct {
 
 func readTarGz(t *testing.T, b []byte) []tarMember {
 	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatalf("gzip: %v", err)
-	}
-	raw, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatalf("gunzip: %v", err)
-	}
-	return readTar(t, raw)
+	return readTar(t, gunzip(t, b))
 }
 
 func readTar(t *testing.T, raw []byte) []tarMember {
