@@ -120,7 +120,7 @@ func (s *Session) reply(l *link, r Reply) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	if err := s.publish(ctx, l, "reply", false, r); err != nil {
-		s.Logf("fleet %s: reply %s: %v", s.cfg.DeviceID, r.ID, err)
+		s.logf("fleet %s: reply %s: %v", s.cfg.DeviceID, r.ID, err)
 	}
 }
 

@@ -24,7 +24,7 @@ func (s *Session) handleDesired(topic string, b []byte) {
 	}
 	d, err := s.openDesired(scope, b)
 	if err != nil {
-		s.Logf("fleet %s: desired %s rejected (%s): %v", s.cfg.DeviceID, scope, CodeOf(err), err)
+		s.logf("fleet %s: desired %s rejected (%s): %v", s.cfg.DeviceID, scope, CodeOf(err), err)
 		s.emit(Event{Kind: "reject", Msg: truncate(fmt.Sprintf("desired %s: %v", scope, err), 512)})
 		s.dmu.Lock()
 		r := s.reached[scope]
@@ -211,7 +211,7 @@ func (s *Session) saveVersionsLocked() {
 	tmp := s.cfg.VersionsFile + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		s.Logf("fleet %s: versions: %v", s.cfg.DeviceID, err)
+		s.logf("fleet %s: versions: %v", s.cfg.DeviceID, err)
 		return
 	}
 	_, err = f.Write(b)
@@ -225,6 +225,6 @@ func (s *Session) saveVersionsLocked() {
 		err = os.Rename(tmp, s.cfg.VersionsFile)
 	}
 	if err != nil {
-		s.Logf("fleet %s: versions: %v", s.cfg.DeviceID, err)
+		s.logf("fleet %s: versions: %v", s.cfg.DeviceID, err)
 	}
 }

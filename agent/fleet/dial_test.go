@@ -42,12 +42,12 @@ func TestOversizedPacketDropsConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := make(chan string, 10)
-	s.Logf = func(f string, a ...any) {
+	s.SetLogf(func(f string, a ...any) {
 		select {
 		case logs <- fmt.Sprintf(f, a...):
 		default:
 		}
-	}
+	})
 	ctx := t.Context()
 	go s.Run(ctx)
 	select {

@@ -19,9 +19,10 @@ import (
 type Session struct {
 	cfg   Config
 	agent Agent
-	// Logf reports connection changes and rejected messages; log.Printf
-	// unless set before Run.
+	// Logf reports connection changes and rejected messages (log.Printf
+	// if nil). Set it before Run; SetLogf changes it at any time.
 	Logf func(format string, a ...any)
+	logp atomic.Pointer[func(string, ...any)]
 
 	q     *queue
 	guard *replayGuard
@@ -81,7 +82,7 @@ func NewSession(cfg Config, a Agent) (*Session, error) {
 		return nil, err
 	}
 	s := &Session{
-		cfg: cfg, agent: a, Logf: log.Printf,
+		cfg: cfg, agent: a,
 		q: newQueue(cfg.QueueSize), guard: newReplayGuard(),
 		cmds:    make(chan struct{}, MaxInFlight),
 		upWait:  make(chan struct{}),
@@ -95,6 +96,17 @@ func NewSession(cfg Config, a Agent) (*Session, error) {
 	s.bdseq.Store(uint64(time.Now().UnixMilli()))
 	s.loadVersions()
 	return s, nil
+}
+
+// SetLogf replaces the logger, also while the session runs.
+func (s *Session) SetLogf(f func(string, ...any)) { s.logp.Store(&f) }
+
+func (s *Session) logf(format string, a ...any) {
+	if p := s.logp.Load(); p != nil {
+		(*p)(format, a...)
+		return
+	}
+	log.Printf(format, a...)
 }
 
 // ID returns the device id.
@@ -112,6 +124,9 @@ func (s *Session) Queued() (int, uint64) { return s.q.stats() }
 // Run keeps the session until ctx is done, then publishes death
 // explicitly and disconnects. It returns ctx's error.
 func (s *Session) Run(ctx context.Context) error {
+	if s.Logf != nil && s.logp.Load() == nil {
+		s.SetLogf(s.Logf)
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for _, f := range []func(context.Context){s.eventLoop, s.statusLoop, s.pumpLoop, s.applyLoop} {
@@ -129,7 +144,7 @@ func (s *Session) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			s.Logf("fleet %s: connect %s: %v", s.cfg.DeviceID, broker, err)
+			s.logf("fleet %s: connect %s: %v", s.cfg.DeviceID, broker, err)
 			idx++ // fail over to the next broker
 			if !sleepCtx(ctx, s.cfg.Backoff.Delay(k)) {
 				return ctx.Err()
@@ -146,7 +161,7 @@ func (s *Session) Run(ctx context.Context) error {
 		case <-l.down:
 		}
 		s.setLink(nil)
-		s.Logf("fleet %s: connection to %s lost: %v", s.cfg.DeviceID, broker, l.why())
+		s.logf("fleet %s: connection to %s lost: %v", s.cfg.DeviceID, broker, l.why())
 		// A link that held for a while resets the backoff; one that drops
 		// at once (overloaded broker) keeps growing it.
 		if time.Since(up) > 30*time.Second {
@@ -269,7 +284,7 @@ func (s *Session) connect(ctx context.Context, broker string) (*link, error) {
 		s.setLink(nil)
 		return fail("status", err)
 	}
-	s.Logf("fleet %s: online via %s (bdseq %d)", id, broker, l.bdseq)
+	s.logf("fleet %s: online via %s (bdseq %d)", id, broker, l.bdseq)
 	return l, nil
 }
 
@@ -348,7 +363,7 @@ func (s *Session) route(l *link, m mqtt.Message) {
 		// Nothing a message carries may take the agent down: a decoder
 		// bug becomes an event, and the last good state stays.
 		if p := recover(); p != nil {
-			s.Logf("fleet %s: message on %s: panic: %v", s.cfg.DeviceID, m.Topic(), p)
+			s.logf("fleet %s: message on %s: panic: %v", s.cfg.DeviceID, m.Topic(), p)
 			s.emit(Event{Kind: "error", Msg: truncate(fmt.Sprintf("message on %s: internal error: %v", m.Topic(), p), 512)})
 		}
 	}()
@@ -365,7 +380,7 @@ func (s *Session) route(l *link, m mqtt.Message) {
 			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 			defer cancel()
 			if err := s.birth(ctx, l); err != nil {
-				s.Logf("fleet %s: re-birth: %v", id, err)
+				s.logf("fleet %s: re-birth: %v", id, err)
 			}
 		}
 	default:
@@ -473,7 +488,7 @@ func (s *Session) statusLoop(ctx context.Context) {
 		}
 		if l := s.link(); l != nil {
 			if err := s.publishStatus(ctx, l); err != nil && ctx.Err() == nil {
-				s.Logf("fleet %s: status: %v", s.cfg.DeviceID, err)
+				s.logf("fleet %s: status: %v", s.cfg.DeviceID, err)
 			}
 		}
 	}

@@ -49,11 +49,11 @@ func newStubSession(t testing.TB, keys []ed25519.PublicKey) (*Session, *link, *s
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Logf = func(f string, a ...any) {
+	s.SetLogf(func(f string, a ...any) {
 		if strings.Contains(f, "panic") {
 			t.Fatalf(f, a...)
 		}
-	}
+	})
 	c := &stubClient{}
 	l := &link{c: c, bdseq: 1, down: make(chan struct{})}
 	l.born.Store(true)

@@ -76,9 +76,9 @@ func StartSim(ctx context.Context, sc SimConfig) (*Sim, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.Logf = func(string, ...any) {}
+		s.SetLogf(func(string, ...any) {})
 		if sc.Logf != nil {
-			s.Logf = sc.Logf
+			s.SetLogf(sc.Logf)
 		}
 		sim.Sessions = append(sim.Sessions, s)
 		sim.Agents = append(sim.Agents, a)

@@ -69,7 +69,7 @@ func startDevice(t *testing.T, cfg fleet.Config) *device {
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &device{s: s, a: a, cancel: cancel, done: make(chan struct{})}
 	go func() { s.Run(ctx); close(d.done) }()
-	t.Cleanup(func() { s.Logf = func(string, ...any) {}; d.stop() })
+	t.Cleanup(func() { s.SetLogf(func(string, ...any) {}); d.stop() })
 	return d
 }
 

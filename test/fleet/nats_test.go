@@ -51,14 +51,14 @@ func TestNATSCluster(t *testing.T) {
 		}
 		d := startDevice(t, fleet.Config{Brokers: brokers, DeviceID: fmt.Sprintf("nd%d", i), Groups: []string{"edge"}, Keys: keys, KeepAlive: 5 * time.Second})
 		if i != 0 || os.Getenv("V") == "" {
-			d.s.Logf = func(string, ...any) {}
+			d.s.SetLogf(func(string, ...any) {})
 		}
 		devs = append(devs, d)
 	}
 	// One more device behind a relay to node 1, to cut it for its Will.
 	p := newProxy(t, n1.URL)
 	wd := startDevice(t, fleet.Config{Brokers: []string{p.URL}, DeviceID: "willdev", Keys: keys, KeepAlive: 5 * time.Second})
-	wd.s.Logf = func(string, ...any) {}
+	wd.s.SetLogf(func(string, ...any) {})
 	all := func() bool {
 		for _, d := range append(devs, wd) {
 			if !online(k, d.s.ID()) {

@@ -18,7 +18,7 @@ func TestBrokerRestart(t *testing.T) {
 	var devs []*device
 	for i := 0; i < 20; i++ {
 		d := startDevice(t, fleet.Config{Brokers: []string{m.URL}, DeviceID: fmt.Sprintf("d%d", i)})
-		d.s.Logf = func(string, ...any) {}
+		d.s.SetLogf(func(string, ...any) {})
 		devs = append(devs, d)
 	}
 	allOnline := func() bool {
@@ -139,12 +139,12 @@ func TestMutualTLS(t *testing.T) {
 	} {
 		d := startDevice(t, *cfg)
 		errs := make(chan string, 10)
-		d.s.Logf = func(f string, a ...any) {
+		d.s.SetLogf(func(f string, a ...any) {
 			select {
 			case errs <- fmt.Sprintf(f, a...):
 			default:
 			}
-		}
+		})
 		select {
 		case e := <-errs:
 			t.Logf("%s: %s", name, e)
@@ -176,12 +176,12 @@ func TestPassword(t *testing.T) {
 	} {
 		d := startDevice(t, cfg)
 		errs := make(chan string, 10)
-		d.s.Logf = func(f string, a ...any) {
+		d.s.SetLogf(func(f string, a ...any) {
 			select {
 			case errs <- fmt.Sprintf(f, a...):
 			default:
 			}
-		}
+		})
 		select {
 		case e := <-errs:
 			t.Logf("%s: %s", name, e)
