@@ -31,26 +31,31 @@ type ctrInfo struct {
 	State string `json:"state"`
 	// Status in the runtime's words (created, running, stopped), kept for
 	// scripts written against earlier versions.
-	Status      string               `json:"status"`
-	Health      string               `json:"health,omitempty"`
-	Pid         int                  `json:"pid"`
-	Image       string               `json:"image"`
-	Digest      string               `json:"digest,omitempty"`
-	Created     time.Time            `json:"created,omitzero"`
-	Started     time.Time            `json:"started,omitzero"`
-	Finished    time.Time            `json:"finished,omitzero"`
-	ExitCode    int                  `json:"exitCode"`
-	OOMKilled   bool                 `json:"oomKilled,omitempty"`
-	Exit        *agent.ExitInfo      `json:"exit,omitempty"`
-	Supervised  bool                 `json:"supervised"` // by the agent (restart policy, health, logs)
-	Source      string               `json:"source"`     // uci, api (agent) or cli (otok run -d / create without the agent)
-	Restart     string               `json:"restart"`    // policy; "no" for cli containers
-	Restarts    int                  `json:"restarts"`
-	NextRestart time.Time            `json:"nextRestart,omitzero"`
-	Error       string               `json:"error,omitempty"`
-	Network     *agent.NetInfo       `json:"network,omitempty"`
-	Limits      ctrLimits            `json:"limits"`
-	Spec        *agent.ContainerSpec `json:"spec"`
+	Status      string          `json:"status"`
+	Health      string          `json:"health,omitempty"`
+	Pid         int             `json:"pid"`
+	Image       string          `json:"image"`
+	Digest      string          `json:"digest,omitempty"`
+	Created     time.Time       `json:"created,omitzero"`
+	Started     time.Time       `json:"started,omitzero"`
+	Finished    time.Time       `json:"finished,omitzero"`
+	ExitCode    int             `json:"exitCode"`
+	OOMKilled   bool            `json:"oomKilled,omitempty"`
+	Exit        *agent.ExitInfo `json:"exit,omitempty"`
+	Supervised  bool            `json:"supervised"` // by the agent (restart policy, health, logs)
+	Source      string          `json:"source"`     // uci, api (agent) or cli (otok run -d / create without the agent)
+	Restart     string          `json:"restart"`    // policy; "no" for cli containers
+	Restarts    int             `json:"restarts"`
+	NextRestart time.Time       `json:"nextRestart,omitzero"`
+	Error       string          `json:"error,omitempty"`
+	// Runtime details, present while the runtime records the container
+	// (agent or not): why the init ended, and its parent (the agent, a
+	// monitor, or a foreground otok run).
+	ExitReason string               `json:"exitReason,omitempty"`
+	ParentPid  int                  `json:"parentPid,omitempty"`
+	Network    *agent.NetInfo       `json:"network,omitempty"`
+	Limits     ctrLimits            `json:"limits"`
+	Spec       *agent.ContainerSpec `json:"spec"`
 }
 
 type ctrLimits struct {
@@ -94,6 +99,13 @@ func infoFromAgent(s *agent.ContainerStatus) *ctrInfo {
 	return c
 }
 
+// addRuntime adds what only the runtime's record says.
+func (c *ctrInfo) addRuntime(st *runtime.State) {
+	if st != nil {
+		c.ExitReason, c.ParentPid = st.ExitReason, st.ParentPid
+	}
+}
+
 // infoFromRuntime is the view of a container the runtime records
 // (created by `otok run`/`create` without the agent, or left by one).
 func infoFromRuntime(e *env, st *runtime.State) *ctrInfo {
@@ -102,6 +114,7 @@ func infoFromRuntime(e *env, st *runtime.State) *ctrInfo {
 		Created: st.Created, Started: st.Started, Finished: st.Finished, ExitCode: st.ExitCode, OOMKilled: st.OOMKilled,
 		Source: "cli", Restart: agent.RestartNo,
 		Limits: ctrLimits{Memory: sp.Resources.Memory, CPUs: sp.Resources.CPUs, Pids: sp.Resources.PidsLimit}}
+	c.addRuntime(st)
 	if sp.Annotations["otok.agent"] == "1" {
 		c.Source = "agent" // an agent's container, the agent not running
 	}

@@ -238,6 +238,16 @@ func runRm(ctx context.Context, e *env, args []string) error {
 // running), by name: the agent's, then the runtime's that the agent does
 // not know (or all the runtime's when no agent runs).
 func containers(ctx context.Context, e *env, c *agent.Client, all bool) ([]*ctrInfo, error) {
+	r := newRuntime(e)
+	sweepContainers(ctx, e, r)
+	rl, err := r.List()
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*runtime.State{}
+	for _, st := range rl {
+		byName[st.Spec.Name] = st
+	}
 	var list []*ctrInfo
 	known := map[string]bool{}
 	if c != nil {
@@ -255,15 +265,10 @@ func containers(ctx context.Context, e *env, c *agent.Client, all bool) ([]*ctrI
 				return nil, err
 			}
 			if ci := infoFromAgent(full); all || ci.running() {
+				ci.addRuntime(byName[s.Name])
 				list = append(list, ci)
 			}
 		}
-	}
-	r := newRuntime(e)
-	sweepContainers(ctx, e, r)
-	rl, err := r.List()
-	if err != nil {
-		return nil, err
 	}
 	for _, st := range rl {
 		if known[st.Spec.Name] {
@@ -335,6 +340,9 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 				s, err := c.Inspect(ctx, n)
 				if err == nil {
 					ci = infoFromAgent(s)
+					if st, err := r.State(n); err == nil {
+						ci.addRuntime(st)
+					}
 				}
 				return err
 			},
