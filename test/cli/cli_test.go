@@ -30,6 +30,7 @@ var (
 	imgOnce sync.Once
 	imgDir  string
 	imgPath string
+	imgRoot string
 )
 
 func TestMain(m *testing.M) {
@@ -51,7 +52,7 @@ func image(t *testing.T) string {
 		imgDir = d
 	})
 	if imgPath == "" {
-		imgPath = testimage.Build(t, imgDir)
+		imgPath, imgRoot = testimage.BuildBoth(t, imgDir)
 	}
 	return imgPath
 }
@@ -439,4 +440,45 @@ func TestAgentErrors(t *testing.T) {
 		t.Errorf("rm of a running container: exit %d, want %d", code, agent.CodeConflict.ExitCode())
 	}
 	w.must("rm", "-f", "dup")
+}
+
+// TestImageImportThroughAgent: `otok image import FILE.otok` while the
+// agent runs goes through it, so a UCI container waiting for that image
+// starts at once (not at the agent's next retry, 30 s later).
+func TestImageImportThroughAgent(t *testing.T) {
+	w := newWorld(t)
+	image(t)
+	w.must("key", "gen", filepath.Join(w.dir, "signer"))
+	pub, _ := os.ReadFile(filepath.Join(w.dir, "signer.pub"))
+	os.WriteFile(filepath.Join(w.keys, "signer.pub"), pub, 0o644)
+	file := filepath.Join(w.dir, "bbx.otok")
+	w.must("image", "build", "--from", imgRoot, "--name", "bbx", "--version", "1.0",
+		"--key", filepath.Join(w.dir, "signer.key"), "--comp", "gzip", "-o", file)
+	uci := "config agent\n\toption stop_timeout 2\n\nconfig container 'waiter'\n\toption image 'bbx:1.0'\n" +
+		"\tlist command /bin/sh\n\tlist command -c\n\tlist command 'trap \"exit 0\" TERM; while :; do sleep 1; done'\n\toption autostart 1\n"
+	if err := os.WriteFile(w.config, []byte(uci), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.startAgent()
+	if !testenv.Poll(10*time.Second, func() bool { st, _, _, _ := w.inspect("waiter"); return st == agent.StateWaiting }) {
+		t.Fatalf("waiter not waiting:\n%s%s", w.must("ps", "-a"), w.logTail())
+	}
+	t0 := time.Now()
+	out := w.must("image", "import", file)
+	if !strings.Contains(out, "imported bbx:1.0") || !strings.Contains(out, "by the agent") {
+		t.Errorf("import output: %q", out)
+	}
+	if !testenv.Poll(10*time.Second, func() bool { st, _, _, _ := w.inspect("waiter"); return st == agent.StateRunning }) {
+		t.Fatalf("waiter did not start after the import:\n%s%s", w.must("ps", "-a"), w.logTail())
+	}
+	t.Logf("import → running in %s", time.Since(t0).Round(time.Millisecond))
+	var m struct{ Source, Digest string }
+	json.Unmarshal([]byte(w.must("inspect", "waiter")), &m)
+	if m.Source != "uci" || len(m.Digest) != 64 {
+		t.Errorf("inspect waiter: source %q digest %q", m.Source, m.Digest)
+	}
+	// A UCI container is removed by editing the file: rm says so.
+	if _, e, code := w.run("rm", "-f", "waiter"); code != agent.CodeConflict.ExitCode() || !strings.Contains(e, w.config) {
+		t.Errorf("rm -f of a UCI container: exit %d: %s", code, e)
+	}
 }
