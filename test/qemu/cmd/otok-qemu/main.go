@@ -44,8 +44,12 @@ import (
 	"github.com/otok/otok/test/qemu"
 )
 
-// defaultPkgs are the root/namespace test packages run in every guest.
-var defaultPkgs = []string{"./board/", "./cmd/otok/", "./runtime/...", "./flash/...", "./netcfg/...", "./agent/...", "./test/netcfg/..."}
+// defaultPkgs are the packages with root/namespace tests, run in every
+// guest: the system test packages and the unit packages whose tests probe
+// the kernel. Pure unit packages (codecs, parsers) already run on mips and
+// arm under qemu-user in `make unit-qemu`.
+var defaultPkgs = []string{"./board/", "./runtime/", "./flash/", "./netcfg/", "./agent/",
+	"./test/runtime/", "./test/flash/", "./test/netcfg/", "./test/agent/"}
 
 type archRun struct {
 	arch       *qemu.Arch
