@@ -34,7 +34,7 @@ var (
 func image(t *testing.T) string {
 	t.Helper()
 	imgOnce.Do(func() {
-		d, err := os.MkdirTemp("", "otok-agent-img-")
+		d, err := testenv.TempDir("otok-agent-img-")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,14 +52,7 @@ func imageRoot(t *testing.T) string {
 	return imgRoot
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testenv.Cleanup()
-	if imgDir != "" {
-		os.RemoveAll(imgDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 func needRoot(t *testing.T) {
 	t.Helper()

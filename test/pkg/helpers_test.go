@@ -37,14 +37,7 @@ var (
 	tmpRoot   string
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if tmpRoot != "" {
-		os.RemoveAll(tmpRoot)
-	}
-	testenv.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 func setup(t *testing.T) {
 	t.Helper()
@@ -61,7 +54,7 @@ func doSetup() error {
 		return fmt.Errorf("go env GOMOD: %v", err)
 	}
 	repoRoot = filepath.Dir(strings.TrimSpace(string(out)))
-	tmpRoot, err = os.MkdirTemp("", "otok-pkg-test-")
+	tmpRoot, err = testenv.TempDir("otok-pkg-test-")
 	if err != nil {
 		return err
 	}

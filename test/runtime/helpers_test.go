@@ -24,21 +24,14 @@ var (
 	bin, img, imgDir string // bin is testenv.Otok, set by newEnv
 )
 
-// TestMain removes the shared image and the binary testenv built.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if imgDir != "" {
-		os.RemoveAll(imgDir)
-	}
-	testenv.Cleanup()
-	os.Exit(code)
-}
+// TestMain removes the shared image and the binary (testenv.TempDir).
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // image is the busybox squashfs (built once per test binary).
 func image(t *testing.T) string {
 	t.Helper()
 	imgOnce.Do(func() {
-		d, err := os.MkdirTemp("", "otok-img-")
+		d, err := testenv.TempDir("otok-img-")
 		if err != nil {
 			t.Fatal(err)
 		}

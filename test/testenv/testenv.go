@@ -10,11 +10,13 @@
 // import it; it is not part of otok. What only one package needs stays in
 // that package.
 //
-// A package that lets testenv build binaries removes them in TestMain:
+// What testenv builds, and what a package keeps in testenv.TempDir for
+// all its tests (an image), is removed by TestMain:
 //
 //	func TestMain(m *testing.M) { testenv.Main(m) }
 //
-// or calls testenv.Cleanup() after m.Run() next to its own clean-up.
+// or by testenv.Cleanup() after m.Run() next to the package's own
+// clean-up.
 package testenv
 
 import (
@@ -37,8 +39,9 @@ var (
 	tmpDirs []string
 )
 
-// tempDir makes a temp directory that Cleanup removes.
-func tempDir(pattern string) (string, error) {
+// TempDir makes a temp directory (os.MkdirTemp) that lives until Cleanup,
+// for what the tests of one test binary share: built binaries, images.
+func TempDir(pattern string) (string, error) {
 	d, err := os.MkdirTemp("", pattern)
 	if err != nil {
 		return "", err
@@ -49,8 +52,8 @@ func tempDir(pattern string) (string, error) {
 	return d, nil
 }
 
-// Cleanup removes what testenv built (binaries in temp directories). Call
-// it from TestMain after m.Run().
+// Cleanup removes the directories of TempDir (and so the binaries testenv
+// built). Call it from TestMain after m.Run().
 func Cleanup() {
 	mu.Lock()
 	defer mu.Unlock()
@@ -81,32 +84,41 @@ func Build(out string, env ...string) error {
 	return nil
 }
 
-var (
-	otokOnce sync.Once
-	otokPath string
-	otokErr  error
-)
+// built is a binary (or a directory of them) made at most once per test
+// binary.
+type built struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// get returns $env when it is set, else what mk returns (made once).
+func (b *built) get(t testing.TB, env string, mk func() (string, error)) string {
+	t.Helper()
+	if v := os.Getenv(env); v != "" {
+		return v
+	}
+	b.once.Do(func() { b.path, b.err = mk() })
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
+
+var otok, dist built
 
 // Otok returns the otok binary under test: $OTOK_BIN, else one built
 // (once per test binary) into a temp directory that Cleanup removes.
 func Otok(t testing.TB) string {
 	t.Helper()
-	if b := os.Getenv("OTOK_BIN"); b != "" {
-		return b
-	}
-	otokOnce.Do(func() {
-		dir, err := tempDir("otok-bin-")
+	return otok.get(t, "OTOK_BIN", func() (string, error) {
+		dir, err := TempDir("otok-bin-")
 		if err != nil {
-			otokErr = err
-			return
+			return "", err
 		}
-		otokPath = filepath.Join(dir, "otok")
-		otokErr = Build(otokPath)
+		bin := filepath.Join(dir, "otok")
+		return bin, Build(bin)
 	})
-	if otokErr != nil {
-		t.Fatal(otokErr)
-	}
-	return otokPath
 }
 
 // Target is one cross build of `make cross`: the binary is
@@ -125,37 +137,27 @@ var Targets = []Target{
 	{"amd64", "amd64", ""},
 }
 
-var (
-	distOnce sync.Once
-	distPath string
-	distErr  error
-)
-
 // Dist returns a directory with otok-<name> for every Target: $OTOK_DIST
 // (from `make cross`), else one built once per test binary into a temp
 // directory that Cleanup removes.
 func Dist(t testing.TB) string {
 	t.Helper()
-	if d := os.Getenv("OTOK_DIST"); d != "" {
-		return d
-	}
-	distOnce.Do(func() {
-		distPath, distErr = tempDir("otok-dist-")
+	return dist.get(t, "OTOK_DIST", func() (string, error) {
+		dir, err := TempDir("otok-dist-")
+		if err != nil {
+			return "", err
+		}
 		for _, tg := range Targets {
-			if distErr != nil {
-				return
-			}
 			env := []string{"GOOS=linux", "GOARCH=" + tg.GOARCH}
 			if tg.Env != "" {
 				env = append(env, tg.Env)
 			}
-			distErr = Build(filepath.Join(distPath, "otok-"+tg.Name), env...)
+			if err := Build(filepath.Join(dir, "otok-"+tg.Name), env...); err != nil {
+				return "", err
+			}
 		}
+		return dir, nil
 	})
-	if distErr != nil {
-		t.Fatal(distErr)
-	}
-	return distPath
 }
 
 // NeedRoot skips the test, saying why, unless it runs as root on a kernel
