@@ -295,6 +295,15 @@ func TestProbes(t *testing.T) {
 				t.Errorf("%s: only %d probe verdicts (exit %d): %s", m.name, len(seen), code, strings.TrimSpace(errOut))
 			}
 			t.Logf("%s: %d probes, %d allowed", m.name, len(seen), allowedN)
+			var allowedNames []string
+			for _, l := range strings.Split(out, "\n") {
+				if mm := probeLine.FindStringSubmatch(strings.TrimSpace(l)); mm != nil && mm[2] == "allowed" {
+					allowedNames = append(allowedNames, mm[1])
+				}
+			}
+			// One machine-readable line per mode (report.sh collects these
+			// from the qemu guests, whose records stay in the guest).
+			t.Logf("SUMMARY arch=%s mode=%s probes=%d allowed=%d list=%s", runtime.GOARCH, strings.ReplaceAll(m.name, " ", "_"), len(seen), allowedN, strings.Join(allowedNames, ","))
 			// Nothing of the host side was touched.
 			if b, err := os.ReadFile(filepath.Join(h.dir, "secret.txt")); err != nil || string(b) != h.secret+"\n" {
 				t.Errorf("host secret changed: %q %v", b, err)

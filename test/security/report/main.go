@@ -144,6 +144,27 @@ func main() {
 	}
 	fmt.Fprintf(&w, "\n")
 
+	// Probes in the qemu guests (SUMMARY lines; opt-in stage of report.sh).
+	if b, err := os.ReadFile(filepath.Join(*in, "qemu.txt")); err == nil && len(b) > 0 {
+		fmt.Fprintf(&w, "### In the qemu guests (cgroup v2 kernels)\n\n| arch | mode | probes | allowed | which |\n|---|---|---|---|---|\n")
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			kv := map[string]string{}
+			for _, f := range strings.Fields(l)[1:] {
+				k, v, _ := strings.Cut(f, "=")
+				kv[k] = v
+			}
+			mode := strings.ReplaceAll(kv["mode"], "_", " ")
+			if n, _ := strconv.Atoi(kv["allowed"]); n > 0 && (mode == "default" || mode == "userns") {
+				allowed += n
+			}
+			fmt.Fprintf(&w, "| %s | %s | %s | %s | %s |\n", kv["arch"], mode, kv["probes"], kv["allowed"], kv["list"])
+		}
+		if nb, err := os.ReadFile(filepath.Join(*in, "qemu-notes.txt")); err == nil && len(nb) > 0 {
+			fmt.Fprintf(&w, "\nWorked around in the guests: %s\n", md(strings.Join(strings.Split(strings.TrimSpace(string(nb)), "\n"), "; "), 600))
+		}
+		fmt.Fprintf(&w, "\n")
+	}
+
 	// Hostile inputs.
 	hostViol := 0
 	fmt.Fprintf(&w, "## Hostile inputs (generated at test time)\n\n")
