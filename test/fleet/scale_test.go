@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"testing"
@@ -26,6 +27,8 @@ func TestScale(t *testing.T) {
 	if s := os.Getenv("OTOK_FLEET_SCALE"); s != "" {
 		n, _ = strconv.Atoi(s)
 	}
+	old := debug.SetGCPercent(400) // one heap for N devices: see test/fleet/bench
+	t.Cleanup(func() { debug.SetGCPercent(old) })
 	m := fleettest.StartMosquitto(t, fleettest.MosquittoOptions{})
 	pub, key := newKey(t)
 	ctx, cancel := context.WithCancel(context.Background())
