@@ -65,6 +65,15 @@ func routed(c *agent.Client, r *runtime.Runtime, name string, viaAgent, direct f
 	return direct()
 }
 
+// noteAgentOwned warns that a container the runtime records as the
+// agent's is being changed while no agent runs: the next agent applies its
+// desired state (and restart policy) again.
+func noteAgentOwned(e *env, r *runtime.Runtime, name string) {
+	if st, err := r.State(name); err == nil && st.Spec.Annotations["otok.agent"] == "1" {
+		fmt.Fprintf(e.stderr, "otok: note: container %s belongs to the agent, which is not running; when it starts it applies the container's desired state and restart policy again\n", name)
+	}
+}
+
 // agentClient dials the agent for a container command: nil when none
 // runs; an error (e.g. permission) ends the command.
 func agentClient(ctx context.Context, e *env, cmd string) (*agent.Client, error) {
@@ -136,6 +145,9 @@ func runStop(ctx context.Context, e *env, args []string) error {
 		err := routed(c, r, n,
 			func() error { _, err := c.Stop(ctx, n, agentTimeout); return err },
 			func() error {
+				if c == nil {
+					noteAgentOwned(e, r, n)
+				}
 				if err := r.Stop(ctx, n, time.Duration(*secs)*time.Second); err != nil {
 					return err
 				}
@@ -225,7 +237,12 @@ func runRm(ctx context.Context, e *env, args []string) error {
 	return eachName(e, fs.Args(), func(n string) error {
 		err := routed(c, r, n,
 			func() error { return c.Remove(ctx, n, *force) },
-			func() error { return removeContainer(ctx, e, r, n, *force) })
+			func() error {
+				if c == nil {
+					noteAgentOwned(e, r, n)
+				}
+				return removeContainer(ctx, e, r, n, *force)
+			})
 		if err != nil {
 			return err
 		}
