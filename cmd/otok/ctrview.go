@@ -191,7 +191,8 @@ func printPs(w io.Writer, list []*ctrInfo, asJSON bool) error {
 		return writeIndentedJSON(w, list)
 	}
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tHEALTH\tPID\tIMAGE\tRESTART\tRESTARTS\tCREATED\tCOMMAND")
+	// PID stays the third column (scripts: awk '{print $1, $3}').
+	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tHEALTH\tIMAGE\tRESTART\tRESTARTS\tCREATED\tCOMMAND")
 	for _, c := range list {
 		pid := "-"
 		if c.Pid > 0 {
@@ -212,7 +213,7 @@ func printPs(w io.Writer, list []*ctrInfo, asJSON bool) error {
 		if !c.Created.IsZero() {
 			created = ago(c.Created)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", c.Name, stateText(c), dash(c.Health), pid,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", c.Name, stateText(c), pid, dash(c.Health),
 			c.Image, restart, c.Restarts, created, dash(cmd))
 	}
 	return tw.Flush()
