@@ -13,43 +13,24 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/otok/otok/agent"
 	"github.com/otok/otok/test/testenv"
-	"github.com/otok/otok/test/testimage"
-)
-
-var (
-	imgOnce sync.Once
-	imgDir  string
-	imgPath string
-	imgRoot string
 )
 
 // image returns the busybox squashfs shared by all tests.
 func image(t *testing.T) string {
-	t.Helper()
-	imgOnce.Do(func() {
-		d, err := testenv.TempDir("otok-agent-img-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		imgDir = d
-	})
-	if imgPath == "" {
-		imgPath, imgRoot = testimage.BuildBoth(t, imgDir)
-	}
-	return imgPath
+	img, _ := testenv.Image(t)
+	return img
 }
 
 // imageRoot returns the unpacked busybox tree the image was made from.
 func imageRoot(t *testing.T) string {
-	image(t)
-	return imgRoot
+	_, root := testenv.Image(t)
+	return root
 }
 
 func TestMain(m *testing.M) { testenv.Main(m) }

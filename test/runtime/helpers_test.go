@@ -9,45 +9,23 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/otok/otok/test/testenv"
-	"github.com/otok/otok/test/testimage"
 )
 
-// Shared across the package's tests: the binary and the busybox image.
-var (
-	imgOnce          sync.Once
-	bin, img, imgDir string // bin is testenv.Otok, set by newEnv
-)
+// bin is testenv.Otok and img testenv.Image, set by newEnv.
+var bin, img string
 
 // TestMain removes the shared image and the binary (testenv.TempDir).
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// image is the busybox squashfs (built once per test binary).
-func image(t *testing.T) string {
-	t.Helper()
-	imgOnce.Do(func() {
-		d, err := testenv.TempDir("otok-img-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		imgDir = d
-		img, _ = testimage.BuildBoth(t, d)
-	})
-	if img == "" {
-		t.Skip("no test image")
-	}
-	return img
-}
-
 // rootfsDir is the unpacked busybox tree the image was made from.
 func rootfsDir(t *testing.T) string {
-	image(t)
-	return filepath.Join(imgDir, "rootfs")
+	_, root := testenv.Image(t)
+	return root
 }
 
 // env is one test's otok: a private state directory, cleaned up and
@@ -69,7 +47,7 @@ func newEnvFor(t *testing.T, userns bool) *env {
 	t.Helper()
 	testenv.NeedRoot(t)
 	bin = testenv.Otok(t)
-	image(t)
+	img, _ = testenv.Image(t)
 	// made before the clean-up below is registered: removed after it
 	e := &env{t: t, state: testenv.StateDir(t, userns)}
 	t.Cleanup(func() {

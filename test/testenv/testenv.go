@@ -2,13 +2,14 @@
 // share: the otok binary under test ($OTOK_BIN, else built once per test
 // binary exactly as `make build` builds it: CGO_ENABLED=0, -trimpath,
 // -s -w), the cross-built binaries ($OTOK_DIST, else built like `make
-// cross`), skipping without root or under qemu-user, a state directory a
-// user namespace's root can reach, and running otok with its output and
-// exit code.
+// cross`), the busybox image of test/testimage built once, skipping
+// without root or under qemu-user, a state directory a user namespace's
+// root can reach, running otok with its output and exit code, and
+// removing what a failed test left of an installation.
 //
-// It is an ordinary package (no _test.go files) so that test packages can
-// import it; it is not part of otok. What only one package needs stays in
-// that package.
+// Its code is in ordinary .go files, not _test.go ones, so that test
+// packages can import it; it is not part of otok. What only one package
+// needs stays in that package.
 //
 // What testenv builds, and what a package keeps in testenv.TempDir for
 // all its tests (an image), is removed by TestMain:
