@@ -160,8 +160,11 @@ func newHostSide(t *testing.T) *hostSide {
 	// The host's interfaces (this test's netns).
 	ifs, _ := net.Interfaces()
 	for _, i := range ifs {
-		if i.Name != "lo" {
-			h.ifaces = append(h.ifaces, i.Name)
+		// Per-namespace devices (lo, and the fallback tunnels sit0,
+		// tunl0, ip6tnl0… every netns gets) have no hardware address:
+		// compare name and MAC of the others.
+		if mac := i.HardwareAddr.String(); mac != "" && strings.Trim(mac, "0:") != "" {
+			h.ifaces = append(h.ifaces, i.Name+"="+mac)
 		}
 	}
 
@@ -183,7 +186,7 @@ func newHostSide(t *testing.T) *hostSide {
 func (h *hostSide) probeArgs(o *otok) []string {
 	return []string{
 		"-outside-pid", fmt.Sprint(h.sleeper.Process.Pid), "-marker", sleeperMarker,
-		"-host-mount", h.hostMount, "-host-ifaces", strings.Join(h.ifaces, ","),
+		"-host-mount", h.hostMount, "-host-ifaces", strings.Join(h.ifaces, ";"),
 		"-host-abstract", h.abstract,
 		"-host-sockets", strings.Join(append(h.sockets, filepath.Join(o.state, "otok.sock")), ","),
 		"-vol", "/vol", "-ro-vol", "/ro", "-secret", h.secret,

@@ -63,7 +63,7 @@ func main() {
 	flag.IntVar(&cfg.outsidePid, "outside-pid", 0, "pid (host namespace) of a process outside the container")
 	flag.StringVar(&cfg.marker, "marker", "otok-sec-sleeper", "argv[0] of the outside process")
 	flag.StringVar(&cfg.hostMount, "host-mount", "", "a mount point that exists only on the host")
-	flag.StringVar(&cfg.hostIfaces, "host-ifaces", "", "comma-separated host network interfaces (not lo)")
+	flag.StringVar(&cfg.hostIfaces, "host-ifaces", "", "host network interfaces as name=mac;name=mac…")
 	flag.StringVar(&cfg.hostAbstract, "host-abstract", "", "an abstract unix socket name the host listens on")
 	flag.StringVar(&cfg.hostSockets, "host-sockets", "", "comma-separated host unix socket paths (ubus, agent)")
 	flag.StringVar(&cfg.vol, "vol", "", "a read-write volume in the container")

@@ -97,13 +97,16 @@ func nsProbes() []probe {
 			if err != nil {
 				return blocked("interfaces: %v", err)
 			}
+			// -host-ifaces is "name=mac;…": the same name with the same
+			// hardware address is the host's device (a namespace's own lo
+			// and fallback tunnels have none and are not listed).
 			var names []string
 			for _, i := range ifs {
 				names = append(names, i.Name)
 			}
-			for _, h := range strings.Split(cfg.hostIfaces, ",") {
-				for _, n := range names {
-					if h != "" && h == n {
+			for _, h := range strings.Split(cfg.hostIfaces, ";") {
+				for _, i := range ifs {
+					if h != "" && h == i.Name+"="+i.HardwareAddr.String() {
 						return allowed("host interface %s visible [%s]", h, strings.Join(names, " "))
 					}
 				}
