@@ -108,6 +108,10 @@ func runAgent(ctx context.Context, e *env, args []string) error {
 	go func() { served <- a.Serve(sctx, ln) }()
 	go a.Loop(sctx)
 	a.StartUbus(sctx) // object "otok" on ubus when ubusd runs (agent/ubusobj.go)
+	// The fleet session when the config has a `config fleet` section. It
+	// ends with sctx; waiting for it lets it publish death before we exit.
+	waitFleet := startFleet(sctx, a, *config, state, store, keys, cfg.Agent.DeviceID, logger.Printf)
+	defer func() { stopServe(); waitFleet() }()
 
 	t0 := time.Now()
 	rep, err := a.Init(sctx)

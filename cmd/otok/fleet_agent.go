@@ -25,7 +25,8 @@ import (
 // done; the returned wait blocks until it has published death, so
 // `otok agent` calls it after cancelling ctx:
 //
-//	defer startFleet(sctx, a, *config, state, store, keys, cfg.Agent.DeviceID, logger.Printf)()
+//	waitFleet := startFleet(sctx, a, *config, state, store, keys, cfg.Agent.DeviceID, logger.Printf)
+//	defer func() { stopServe(); waitFleet() }()
 //
 // The device id is, in order: the section's device_id, deviceID (config
 // agent), the MAC of the first Ethernet interface. storeRoot and keysDir
@@ -51,7 +52,12 @@ func startFleet(ctx context.Context, a *agent.Agent, configPath, stateDir, store
 	if sec == nil {
 		return none
 	}
-	id := fleet.DeviceIDFromMAC(deviceID)
+	// config agent's device_id is used as written; only a MAC address is
+	// normalised (aa:bb:… → aabb…), as uci-defaults writes it.
+	id := deviceID
+	if _, err := net.ParseMAC(deviceID); err == nil {
+		id = fleet.DeviceIDFromMAC(deviceID)
+	}
 	if id == "" {
 		id = firstMAC()
 	}

@@ -50,6 +50,12 @@ func fleetCmd(ctx context.Context, e *env, op string, args []string) error {
 		return usagef("want DEV")
 	}
 	dev, rest := rest[0], rest[1:]
+	// Options may also follow DEV (`run DEV --name N IMAGE ARG…`, as the
+	// usage shows); parsing stops again at IMAGE, so its args stay whole.
+	if err := parseFleet(fs, rest); err != nil {
+		return err
+	}
+	rest = fs.Args()
 	switch op {
 	case "run":
 		if len(rest) < 1 {
