@@ -88,3 +88,8 @@ echo "containers:                 $(ls "$STATE/containers" 2>/dev/null | wc -l)"
 # stop (test/agent/demo.sh, also runnable alone).
 step "the agent"
 bash test/agent/demo.sh "$OTOK" "$IMG"
+
+# The fleet: a broker, this machine's agent joining it, and the operator's
+# controller (test/fleet/demo.sh, also runnable alone).
+step "the fleet"
+bash test/fleet/demo.sh "$OTOK" "$IMG"

@@ -227,7 +227,11 @@ func printStatus(w io.Writer, k *fleet.Controller, d fleet.DeviceView, asJSON bo
 		on = "online"
 	}
 	fmt.Fprintf(w, "device:   %s (%s, bdseq %d)\n", st.Device, on, d.State.BdSeq)
-	fmt.Fprintf(w, "board:    %s, %s, OpenWrt %s, kernel %s\n", st.Board.Model, st.Board.Arch, st.Board.Release, st.Board.Kernel)
+	release := "not OpenWrt"
+	if st.Board.Release != "" {
+		release = "OpenWrt " + st.Board.Release
+	}
+	fmt.Fprintf(w, "board:    %s, %s, %s, kernel %s\n", st.Board.Model, st.Board.Arch, release, st.Board.Kernel)
 	fmt.Fprintf(w, "agent:    %s, up %s\n", st.Agent.Version, time.Duration(st.Agent.Uptime)*time.Second)
 	fmt.Fprintf(w, "status:   %s ago\n", time.Since(time.UnixMilli(int64(st.Time))).Round(time.Second))
 	if st.Flash != nil {
