@@ -241,7 +241,12 @@ func runRm(ctx context.Context, e *env, args []string) error {
 				if c == nil {
 					noteAgentOwned(e, r, n)
 				}
-				return removeContainer(ctx, e, r, n, *force)
+				_, serr := r.State(n)
+				err := removeContainer(ctx, e, r, n, *force)
+				if *force && serr == nil && errors.Is(err, runtime.ErrNotFound) {
+					err = nil // a run --rm container: its monitor removed it as it died
+				}
+				return err
 			})
 		if err != nil {
 			return err
