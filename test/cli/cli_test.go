@@ -220,6 +220,14 @@ func exercise(t *testing.T, w *world) shape {
 		t.Fatalf("logs web: %q %q%s", o, e, w.logTail())
 	}
 	s.logsAll = w.must("logs", "web")
+	// -f streams until interrupted.
+	fctx, fcancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	fc := w.cmd("logs", "-f", "web")
+	fo, _ := exec.CommandContext(fctx, fc.Path, fc.Args[1:]...).Output()
+	fcancel()
+	if !strings.Contains(string(fo), "hello\nsecond\n") {
+		t.Errorf("logs -f web: %q", fo)
+	}
 	s.logsTail = w.must("logs", "--tail", "1", "web")
 
 	ps := w.must("ps")
@@ -439,6 +447,28 @@ func TestAgentErrors(t *testing.T) {
 	if _, _, code := w.run("inspect", "nope"); code != agent.CodeNotFound.ExitCode() {
 		t.Errorf("inspect nope: exit %d, want %d", code, agent.CodeNotFound.ExitCode())
 	}
+	// A caller the socket refuses gets the permission error, not the
+	// runtime behind the agent's back.
+	pub, err := os.MkdirTemp("", "otok-cli-pub-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(pub)
+	os.Chmod(pub, 0o755)
+	bin, _ := os.ReadFile(testenv.Otok(t))
+	os.WriteFile(filepath.Join(pub, "otok"), bin, 0o755)
+	for d := w.state; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		os.Chmod(d, 0o755) // so the only barrier left is the socket's mode
+	}
+	for _, args := range [][]string{{"ps"}, {"stop", "x"}, {"logs", "x"}} {
+		cmd := exec.Command(filepath.Join(pub, "otok"), append([]string{"--state", w.state}, args...)...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, _, code := testenv.RunCmd(t, cmd)
+		if code != agent.CodePermission.ExitCode() {
+			t.Errorf("non-root otok %v: exit %d, want %d: %s", args, code, agent.CodePermission.ExitCode(), out)
+		}
+	}
+
 	w.must("run", "-d", "--name", "dup", img, "sleep", "300")
 	if _, e, code := w.run("run", "-d", "--name", "dup", img, "sleep", "300"); code == 0 {
 		t.Errorf("second run -d --name dup succeeded: %s", e)
