@@ -23,7 +23,9 @@ import (
 // and collects the exit status), keeps stdout/stderr in a RAM ring buffer
 // served on <state>/containers/<name>/monitor.sock, and at exit writes the
 // buffer to <state>/containers/<name>/log (tmpfs) and exits. With --rm it
-// removes the container. The agent replaces it when running.
+// removes the container. While an agent runs, run -d and create hand the
+// container to it instead; a monitor is then only for --rm and options the
+// agent's spec does not carry (agentroute.go).
 
 func init() {
 	register(&command{
