@@ -223,6 +223,28 @@ func main() {
 		}
 		f.Close()
 	}
+	// Crashers of earlier runs kept as regression seeds (TestFuzzRegressions):
+	// still failing ones count.
+	first := true
+	readJSONL(filepath.Join(*in, "regressions.jsonl"), func(b []byte) {
+		var r struct {
+			Target, Seed, Detail string
+			Fails                bool
+		}
+		if json.Unmarshal(b, &r) != nil {
+			return
+		}
+		if first {
+			fmt.Fprintf(&w, "\nCrashers of earlier runs (test/security/testdata/fuzz-regressions), replayed:\n\n| target | seed | still fails | detail |\n|---|---|---|---|\n")
+			first = false
+		}
+		status := "no (fixed)"
+		if r.Fails {
+			status = "**yes**"
+			crashers++
+		}
+		fmt.Fprintf(&w, "| %s | %s | %s | %s |\n", r.Target, r.Seed, status, md(r.Detail, 200))
+	})
 	fmt.Fprintf(&w, "\n")
 
 	if len(notes) > 0 {
