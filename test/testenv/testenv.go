@@ -247,15 +247,10 @@ func StateDir(t testing.TB, userns bool) string {
 	return d
 }
 
-// Run runs the otok binary under test with args and returns its output
-// and exit code.
-func Run(t testing.TB, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	return RunCmd(t, exec.Command(Otok(t), args...))
-}
-
 // RunCmd runs cmd (stdout and stderr are collected here) and returns its
 // output and exit code; it fails the test when cmd cannot run at all.
+// (Each package builds cmd with its own global flags, stdin, environment
+// or timeout, so there is no Run(args...) for the binary alone.)
 func RunCmd(t testing.TB, cmd *exec.Cmd) (stdout, stderr string, code int) {
 	t.Helper()
 	var o, e bytes.Buffer
