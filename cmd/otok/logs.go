@@ -175,7 +175,20 @@ func runLogs(ctx context.Context, e *env, args []string) error {
 				_, err := c.Inspect(ctx, name) // nothing to print; still "not found" for an unknown name
 				return err
 			}
+			// --tail 0 -f: only new output. The API's Tail 0 means all, so
+			// count what is kept now and skip that much of the replay.
+			var skip int
+			if *tail == 0 {
+				err := c.Logs(ctx, &agent.LogsRequest{Name: name}, func(b []byte) error { skip += len(b); return nil })
+				if err != nil {
+					return err
+				}
+			}
 			return c.Logs(ctx, &agent.LogsRequest{Name: name, Tail: max(*tail, 0), Follow: *follow}, func(b []byte) error {
+				if skip > 0 {
+					n := min(skip, len(b))
+					b, skip = b[n:], skip-n
+				}
 				_, err := e.stdout.Write(b)
 				return err
 			})

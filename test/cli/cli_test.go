@@ -228,6 +228,13 @@ func exercise(t *testing.T, w *world) shape {
 	if !strings.Contains(string(fo), "hello\nsecond\n") {
 		t.Errorf("logs -f web: %q", fo)
 	}
+	fctx, fcancel = context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	fc = w.cmd("logs", "--tail", "0", "-f", "web")
+	fo, _ = exec.CommandContext(fctx, fc.Path, fc.Args[1:]...).Output()
+	fcancel()
+	if len(fo) != 0 {
+		t.Errorf("logs --tail 0 -f web (no new output): %q", fo)
+	}
 	s.logsTail = w.must("logs", "--tail", "1", "web")
 
 	ps := w.must("ps")
