@@ -282,6 +282,7 @@ func (a *Agent) onExit(c *ctr, gen uint64, exit *ExitInfo) {
 		return
 	}
 	detach := a.opts.Network != nil && c.run != nil && needsNetwork(c.run)
+	img := c.img
 	a.mu.Unlock()
 	if detach {
 		if err := a.opts.Network.Detach(ctx, c.name); err != nil {
@@ -291,12 +292,22 @@ func (a *Agent) onExit(c *ctr, gen uint64, exit *ExitInfo) {
 	if err := a.opts.Runtime.Delete(ctx, c.name); err != nil {
 		a.log.Printf("container %s: delete: %v", c.name, err)
 	}
+	// Release this instance's image hold before anyone waiting on c.exited
+	// (a restart) can take a new one: holds are keyed by container name, so
+	// a late release would drop the next instance's hold.
+	a.mu.Lock()
+	current := c.gen == gen
+	a.mu.Unlock()
+	if current && img != nil && a.opts.Store != nil {
+		if err := a.opts.Store.Release(ctx, img, c.name); err != nil {
+			a.log.Printf("container %s: release image: %v", c.name, err)
+		}
+	}
 	a.mu.Lock()
 	if c.gen != gen {
 		a.mu.Unlock()
 		return
 	}
-	img := c.img
 	now := a.clock.Now()
 	ran := now.Sub(c.started)
 	c.exit, c.finished, c.proc, c.net = exit, now, Proc{}, nil
@@ -341,11 +352,6 @@ func (a *Agent) onExit(c *ctr, gen uint64, exit *ExitInfo) {
 		a.setStateLocked(c, StateExited, "")
 	}
 	a.mu.Unlock()
-	if img != nil && a.opts.Store != nil {
-		if err := a.opts.Store.Release(ctx, img, c.name); err != nil {
-			a.log.Printf("container %s: release image: %v", c.name, err)
-		}
-	}
 	for _, e := range evs {
 		a.event(e)
 	}
