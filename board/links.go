@@ -66,7 +66,8 @@ func checkLinks(probe bool, sysRoot string, mods *moduleIndex) []Feature {
 // probeLinks creates one link of each kind in a throwaway network
 // namespace. The namespace lives on a locked OS thread that is never
 // unlocked, so Go discards the thread — and with it the namespace and its
-// links — when the goroutine returns. Creating a link also makes the kernel
+// links — when the goroutine returns (the main thread is parked instead, so
+// the thread rejoins the original namespace first). Creating a link also makes the kernel
 // load its module, as `ip link add` would.
 func probeLinks() (map[string]error, error) {
 	type result struct {
@@ -76,6 +77,12 @@ func probeLinks() (map[string]error, error) {
 	ch := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: see above
+		back, err := saveNamespace("net")
+		if err != nil {
+			ch <- result{err: err}
+			return
+		}
+		defer back()
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			ch <- result{err: os.NewSyscallError("unshare(CLONE_NEWNET)", err)}
 			return

@@ -40,7 +40,17 @@ func checkPivotRoot(procRoot string, probe bool) Feature {
 func probePivotRoot() error {
 	ch := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread and its namespace die with it
+		// Never unlocked: Go ends the thread with the goroutine. If the
+		// thread is the process's main thread, Go parks it forever instead,
+		// and /proc/self shows that thread's namespaces — so it goes back
+		// to the original mount namespace first.
+		runtime.LockOSThread()
+		back, err := saveNamespace("mnt")
+		if err != nil {
+			ch <- err
+			return
+		}
+		defer back()
 		ch <- pivotInScratchNamespace()
 	}()
 	return <-ch
