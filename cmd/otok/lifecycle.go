@@ -18,7 +18,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "start", usage: "NAME…", summary: "start created containers", run: runStart})
+	register(&command{name: "start", usage: "NAME…", summary: "start created containers, or stopped ones again (fresh writable layer)", run: runStart})
 	register(&command{name: "stop", usage: "[-t SECS] NAME…", summary: "stop containers (stop signal, then SIGKILL after the timeout)", run: runStop})
 	register(&command{name: "restart", usage: "[-t SECS] NAME…", summary: "stop and start containers (needs the agent)", run: runRestart})
 	register(&command{name: "kill", usage: "[-s SIG] NAME…", summary: "send a signal to containers", run: runKill})
@@ -86,6 +86,8 @@ func agentClient(ctx context.Context, e *env, cmd string) (*agent.Client, error)
 
 func runStart(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, commands["start"])
+	usage := fs.Usage
+	fs.Usage = func() { usage(); fmt.Fprint(e.stdout, startHelp) }
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -100,7 +102,7 @@ func runStart(ctx context.Context, e *env, args []string) error {
 	return eachName(e, fs.Args(), func(n string) error {
 		err := routed(c, r, n,
 			func() error { _, err := c.Start(ctx, n); return err },
-			func() error { return r.Start(ctx, n) })
+			func() error { return startContainer(ctx, e, r, n) })
 		if err != nil {
 			return err
 		}

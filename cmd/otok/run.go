@@ -105,7 +105,8 @@ func prepareContainer(ctx context.Context, e *env, cmd *command, args []string) 
 		}
 		spec.Annotations[annotationAutoRemove] = "true"
 	}
-	spec.Rootfs.Path = "/" // checked for real once the image is mounted
+	recordRunOptions(spec, f) // for starting it again once stopped (restart.go)
+	spec.Rootfs.Path = "/"    // checked for real once the image is mounted
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
