@@ -194,6 +194,22 @@ func (r *RuntimeAdapter) Stats(ctx context.Context, name string) (Stats, error) 
 		MemoryMax: uint64(max(s.MemoryLimit, 0)), Pids: uint64(max(s.Pids, 0))}, nil
 }
 
+// Update applies new memory, CPU and pids limits to the running
+// container's cgroup (LimitUpdater): the container keeps running, with the
+// same init. Limits the agent's spec does not carry (memory-swap, shares,
+// weight) stay as recorded.
+func (r *RuntimeAdapter) Update(ctx context.Context, name string, memory int64, cpus float64, pids int64) error {
+	st, err := r.R.State(name)
+	if err != nil {
+		return err
+	}
+	res := st.Spec.Resources
+	res.Memory, res.CPUs, res.PidsLimit = memory, cpus, pids
+	return r.R.Update(ctx, name, res)
+}
+
+var _ LimitUpdater = (*RuntimeAdapter)(nil)
+
 // SpecFromRuntime turns a spec the CLI built for the runtime (`otok run`
 // flags) into the agent's desired state, so `otok run -d` can hand the
 // container to a running agent: image is the IMAGE argument as given; the
