@@ -1,0 +1,220 @@
+package agentsys
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/otok/otok/test/testenv"
+)
+
+// cgroupFile is a cgroup control file of pid's cgroup for controller
+// ctrl, found from /proc/PID/cgroup: v1 (/sys/fs/cgroup/CTRL/PATH/v1file,
+// the hybrid layout here) or, without a v1 hierarchy for ctrl, v2
+// (/sys/fs/cgroup/PATH/v2file).
+func cgroupFile(t *testing.T, pid int, ctrl, v1file, v2file string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := ""
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.SplitN(l, ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		if f[0] == "0" && f[1] == "" {
+			v2 = f[2]
+			continue
+		}
+		for _, c := range strings.Split(f[1], ",") {
+			if c == ctrl {
+				return filepath.Join("/sys/fs/cgroup", ctrl, f[2], v1file)
+			}
+		}
+	}
+	return filepath.Join("/sys/fs/cgroup", v2, v2file)
+}
+
+func readCg(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// limits reads pid's memory limit, pids limit and CPU quota (µs per
+// 100 ms period; "max"/-1 as "max").
+func limits(t *testing.T, pid int) (mem, pids, quota string) {
+	t.Helper()
+	mem = readCg(t, cgroupFile(t, pid, "memory", "memory.limit_in_bytes", "memory.max"))
+	pids = readCg(t, cgroupFile(t, pid, "pids", "pids.max", "pids.max"))
+	quota = readCg(t, cgroupFile(t, pid, "cpu", "cpu.cfs_quota_us", "cpu.max"))
+	quota = strings.TrimSuffix(quota, " 100000")
+	if quota == "-1" {
+		quota = "max"
+	}
+	return
+}
+
+const limitsConfig = `config agent
+	option stop_timeout 2
+
+config profile small
+	option memory '%MEM%'
+	option pids '%PIDS%'
+	option cpus '%CPUS%'
+
+config container agt_lim
+	option image 'IMG'
+	list profile small
+	list command /bin/sh
+	list command -c
+	list command 'trap "exit 0" TERM; while true; do sleep 0.1; done'
+`
+
+func limitsUCI(mem, pids, cpus string) string {
+	return strings.NewReplacer("%MEM%", mem, "%PIDS%", pids, "%CPUS%", cpus).Replace(limitsConfig)
+}
+
+// TestProfileLimitsLive: editing a profile's limits and reloading
+// (`otok agent reload`, then SIGHUP) changes the container's cgroup in
+// place: same init pid, new values in the cgroup files. `otok update`
+// changes them too (directly: the agent API has no update operation).
+func TestProfileLimitsLive(t *testing.T) {
+	w := newWorld(t)
+	w.writeConfig(limitsUCI("32M", "50", "0.5"))
+	w.start()
+	st := w.waitState("agt_lim", "running", 15*time.Second)
+	pid := st.Pid
+	if mem, pids, quota := limits(t, pid); mem != "33554432" || pids != "50" || quota != "50000" {
+		t.Fatalf("initial limits: memory %s pids %s quota %s", mem, pids, quota)
+	}
+
+	// otok agent reload
+	w.writeConfig(limitsUCI("48M", "60", "1"))
+	out, code := w.otok("agent", "reload")
+	if code != 0 || !strings.Contains(out, "limits updated live: agt_lim") || strings.Contains(out, "restarted") {
+		t.Fatalf("reload: exit %d: %s\nagent log:\n%s", code, out, w.agentLog())
+	}
+	if mem, pids, quota := limits(t, pid); mem != "50331648" || pids != "60" || quota != "100000" {
+		t.Errorf("after reload: memory %s pids %s quota %s\nagent log:\n%s", mem, pids, quota, w.agentLog())
+	}
+	if st := w.inspect("agt_lim"); st == nil || st.Pid != pid || st.State != "running" || st.Restarts != 0 {
+		t.Fatalf("after reload: %+v (pid was %d)", st, pid)
+	}
+
+	// SIGHUP, and lowering
+	w.writeConfig(limitsUCI("40M", "40", "0.25"))
+	w.signal(syscall.SIGHUP)
+	w.waitFor("memory limit 40M", 10*time.Second, func() bool {
+		mem, pids, quota := limits(t, pid)
+		return mem == "41943040" && pids == "40" && quota == "25000"
+	})
+	w.waitFor("the agent's log of the live update", 5*time.Second, func() bool {
+		return strings.Contains(w.agentLog(), "reloaded: limits updated live: agt_lim")
+	})
+	if st := w.inspect("agt_lim"); st == nil || st.Pid != pid || st.State != "running" {
+		t.Fatalf("after SIGHUP: %+v (pid was %d)", st, pid)
+	}
+
+	// otok update with the agent running: written directly, with a note.
+	cmd := w.cmdOtok("update", "--memory", "24M", "--pids-limit", "30", "agt_lim")
+	b, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(b), "has no update operation") {
+		t.Fatalf("otok update: %v: %s", err, b)
+	}
+	if mem, pids, quota := limits(t, pid); mem != "25165824" || pids != "30" || quota != "25000" {
+		t.Errorf("after otok update: memory %s pids %s quota %s", mem, pids, quota)
+	}
+	// Impossible limits: refused, nothing changed, the container runs on.
+	out, code = w.otok("update", "--memory", "1M", "agt_lim")
+	if code == 0 || !strings.Contains(out, "container agt_lim: update: memory limit") {
+		t.Errorf("--memory 1M: exit %d: %s", code, out)
+	}
+	if mem, _, _ := limits(t, pid); mem != "25165824" {
+		t.Errorf("after a refused update: memory %s", mem)
+	}
+	if st := w.inspect("agt_lim"); st == nil || st.Pid != pid || st.State != "running" {
+		t.Fatalf("after otok update: %+v (pid was %d)", st, pid)
+	}
+}
+
+// cmdOtok is the CLI with this world's state, store and keys.
+func (w *world) cmdOtok(args ...string) *exec.Cmd {
+	return exec.Command(testenv.Otok(w.t), append([]string{"--state", w.state, "--store", filepath.Join(w.dir, "store"),
+		"--keys", filepath.Join(w.dir, "keys")}, args...)...)
+}
+
+// TestUpdateDirect: without an agent, `otok update` on a `run -d`
+// container (created without CPU limits: on v1 it gains cpu and cpuacct
+// cgroups) changes its limits in place, and inspect shows them.
+func TestUpdateDirect(t *testing.T) {
+	w := newWorld(t)
+	img := image(t)
+	run := func(args ...string) string {
+		t.Helper()
+		b, err := w.cmdOtok(args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("otok %s: %v: %s", strings.Join(args, " "), err, b)
+		}
+		return string(b)
+	}
+	run("run", "-d", "--name", "upd_direct", "--memory", "32M", img, "/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done")
+	defer w.cmdOtok("rm", "-f", "upd_direct").Run()
+	inspect := func() (pid int, mem int64, cpus float64, pids int64) {
+		var m struct {
+			Pid    int
+			Limits struct {
+				Memory int64
+				CPUs   float64
+				Pids   int64
+			}
+		}
+		out := run("inspect", "upd_direct")
+		var ms []json.RawMessage
+		if json.Unmarshal([]byte(out), &ms) == nil && len(ms) == 1 {
+			out = string(ms[0])
+		}
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatalf("inspect: %v: %s", err, out)
+		}
+		return m.Pid, m.Limits.Memory, m.Limits.CPUs, m.Limits.Pids
+	}
+	pid, mem, _, _ := inspect()
+	if pid <= 0 || mem != 32<<20 {
+		t.Fatalf("inspect before: pid %d memory %d", pid, mem)
+	}
+	run("update", "--memory", "64M", "--cpus", "0.5", "--pids-limit", "25", "upd_direct")
+	if m, p, q := limits(t, pid); m != "67108864" || p != "25" || q != "50000" {
+		t.Errorf("after update: memory %s pids %s quota %s", m, p, q)
+	}
+	if p2, mem, cpus, pids := inspect(); p2 != pid || mem != 64<<20 || cpus != 0.5 || pids != 25 {
+		t.Errorf("inspect after update: pid %d (was %d) memory %d cpus %v pids %d", p2, pid, mem, cpus, pids)
+	}
+	// Lowering, then removing the limits.
+	run("update", "--memory", "16M", "upd_direct")
+	if m, _, _ := limits(t, pid); m != "16777216" {
+		t.Errorf("lowered: memory %s", m)
+	}
+	run("update", "--memory", "0", "--cpus", "0", "--pids-limit", "0", "upd_direct")
+	if _, p, q := limits(t, pid); p != "max" || q != "max" {
+		t.Errorf("unlimited: pids %s quota %s", p, q)
+	}
+	if p2, mem, cpus, pids := inspect(); p2 != pid || mem != 0 || cpus != 0 || pids != 0 {
+		t.Errorf("inspect unlimited: pid %d memory %d cpus %v pids %d", p2, mem, cpus, pids)
+	}
+	if !pidAlive(pid) {
+		t.Error("the container's init is gone")
+	}
+	run("rm", "-f", "upd_direct")
+}
