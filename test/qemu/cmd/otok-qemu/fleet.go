@@ -125,9 +125,9 @@ func (f *fleetHost) verdict(ctx context.Context) string {
 		}
 		log, _ := os.ReadFile(f.logPath)
 		connected := strings.Contains(string(log), "New client connected")
-		if !connected && time.Until(deadline) < 25*time.Second {
-			// Nothing even tried to connect in 20 s.
-			return "skip (no MQTT connection from the guest to the broker at 10.0.2.2 within 20 s: `otok agent` does not start a fleet session from `config fleet` yet)"
+		if !connected && time.Until(deadline) < 33*time.Second {
+			// Nothing even tried to connect in 12 s.
+			return "skip (no MQTT connection from the guest to the broker at 10.0.2.2 within 12 s: `otok agent` does not start a fleet session from `config fleet` yet)"
 		}
 		if time.Now().After(deadline) {
 			return "fail otok fleet status " + f.device + ": " + oneLine(err.Error()+": "+lastLine(out))
