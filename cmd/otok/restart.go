@@ -37,8 +37,9 @@ container is created again from its recorded spec and started: same name,
 image, command, limits, volumes and network options, a new monitor, and a
 new, empty writable layer. Nothing written to the container's root
 filesystem survives a stop (it lives on a RAM-backed tmpfs; keep data in
-a volume, -v), and 'otok logs' shows the new run only. A running container
-is an error, as is a removed one.
+a volume, -v), and 'otok logs' shows the new run only. It runs detached,
+also when first run in the foreground. A running container is an error,
+as is a removed one.
 `
 
 // Annotations recording the run/create options the runtime's spec does
