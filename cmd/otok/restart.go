@@ -153,6 +153,17 @@ func restartStopped(ctx context.Context, e *env, r *runtime.Runtime, st *runtime
 			return fmt.Errorf("container %s: image directory %s: gone", name, src.Dir)
 		}
 	}
+	// What run/create checked before creating: still there?
+	for _, m := range spec.Mounts {
+		if _, err := os.Stat(m.Source); err != nil {
+			return fmt.Errorf("container %s: volume %s: %w", name, m.Source, unwrapNotExist(err))
+		}
+	}
+	for _, d := range spec.Devices {
+		if _, err := os.Stat(d.Path); err != nil {
+			return fmt.Errorf("container %s: device %s: %w", name, d.Path, unwrapNotExist(err))
+		}
+	}
 	// The runtime creates a container into a new state directory: move
 	// the stopped one's aside (under its lock, so a concurrent start or rm
 	// sees either the old container or the new one), keep it until the
@@ -164,8 +175,9 @@ func restartStopped(ctx context.Context, e *env, r *runtime.Runtime, st *runtime
 	p := &prepared{spec: &spec, flags: f, src: src, release: func() {}}
 	quiet := *e
 	quiet.stdout = io.Discard // startDetached prints the name; runStart does
-	err = mountImage(ctx, &quiet, p)
-	if err == nil {
+	if err = mountImage(ctx, &quiet, p); err != nil {
+		err = fmt.Errorf("container %s: %w", name, err)
+	} else {
 		err = startDetached(ctx, &quiet, p, true)
 	}
 	if err != nil {

@@ -112,6 +112,57 @@ func TestStartCreatedThenAgain(t *testing.T) {
 	e.must("rm", "-f", "rstc")
 }
 
+// TestStartStoppedFails: when the container cannot be created again (its
+// volume is gone), start fails with one line and the stopped container
+// stays as it was, removable.
+func TestStartStoppedFails(t *testing.T) {
+	e := newEnv(t)
+	vol := filepath.Join(t.TempDir(), "vol")
+	os.Mkdir(vol, 0o755)
+	e.must("run", "-d", "--name", "rstvol", "-v", vol+":/data", img, "sh", "-c", "echo first; exec sleep 60")
+	e.waitStatus("rstvol", "running")
+	e.waitLogs("rstvol", "first")
+	e.must("stop", "-t", "1", "rstvol")
+	before := e.waitStatus("rstvol", "stopped")
+	os.Remove(vol)
+	out, errOut, code := e.run("start", "rstvol")
+	if code != 1 || strings.TrimSpace(errOut) != "otok: container rstvol: volume "+vol+": no such file or directory" {
+		t.Errorf("start with its volume gone: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if st := e.waitStatus("rstvol", "stopped"); st["exitCode"] != before["exitCode"] || st["finished"] != before["finished"] {
+		t.Errorf("after a failed start: exit %v finished %v, want the first run's %v %v", st["exitCode"], st["finished"], before["exitCode"], before["finished"])
+	}
+
+	// Fails after the old record was moved aside (the image is no longer
+	// a squashfs): the record is put back.
+	cp := filepath.Join(t.TempDir(), "img.sqfs")
+	if b, err := os.ReadFile(img); err != nil || os.WriteFile(cp, b, 0o644) != nil {
+		t.Fatal(err)
+	}
+	e.must("run", "-d", "--name", "rstimg", cp, "sh", "-c", "echo first; exec sleep 60")
+	e.waitStatus("rstimg", "running")
+	e.must("stop", "-t", "1", "rstimg")
+	before = e.waitStatus("rstimg", "stopped")
+	os.WriteFile(cp, []byte("not a squashfs"), 0o644)
+	out, errOut, code = e.run("start", "rstimg")
+	if code != 1 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, cp) {
+		t.Errorf("start with its image broken: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	t.Logf("start with its image broken: %s", strings.TrimSpace(errOut))
+	if st := e.waitStatus("rstimg", "stopped"); st["exitCode"] != before["exitCode"] || st["finished"] != before["finished"] {
+		t.Errorf("after a failed start: exit %v finished %v, want the first run's %v %v", st["exitCode"], st["finished"], before["exitCode"], before["finished"])
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.state, "containers")); len(ents) != 2 {
+		t.Errorf("state after failed starts: %v, want rstvol and rstimg", ents)
+	}
+	e.must("rm", "rstvol", "rstimg")
+	cgroupGone(t, "rstvol")
+	cgroupGone(t, "rstimg")
+	if !testenv.Poll(5*time.Second, func() bool { return len(e.leftovers()) == 0 }) {
+		t.Errorf("leftovers after rm:\n  %s", strings.Join(e.leftovers(), "\n  "))
+	}
+}
+
 // waitLogs polls `otok logs NAME` until it contains want and returns it.
 func (e *env) waitLogs(name, want string) string {
 	e.t.Helper()
