@@ -36,7 +36,9 @@ var capNames = map[string]int{
 
 // DefaultCaps is the capability set of a container's root user: Docker's
 // default minus MKNOD (otok has no device cgroup on v2, so creating device
-// nodes must not be possible). Everything LXC's lxc.cap.drop list drops
+// nodes must not be possible) and minus NET_RAW (raw and packet sockets let
+// a container forge traffic on the router's ports; Podman drops it too —
+// `--cap-add NET_RAW` for ping and packet capture). Everything LXC's lxc.cap.drop list drops
 // (mac_admin, mac_override, sys_admin, sys_boot, sys_module, sys_nice,
 // sys_pacct, sys_ptrace, sys_rawio, sys_resource, sys_time, sys_tty_config,
 // syslog, wake_alarm) is absent, as are net_admin, bpf, perfmon and
@@ -44,7 +46,7 @@ var capNames = map[string]int{
 // and inheritable set; the ambient set is empty.
 var DefaultCaps = []string{
 	"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
-	"SETPCAP", "SETFCAP", "NET_BIND_SERVICE", "NET_RAW", "SYS_CHROOT", "AUDIT_WRITE",
+	"SETPCAP", "SETFCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "AUDIT_WRITE",
 }
 
 // ParseCap normalises a capability name ("net_admin", "CAP_NET_ADMIN").

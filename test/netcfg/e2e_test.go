@@ -51,7 +51,8 @@ func TestE2ERunMacvlanDHCP(t *testing.T) {
 	})
 	var addrs []string
 	for i := 0; i < 2; i++ {
-		out, err := r.otok(t, state, "run", "--rm", "--name", "e2e", "--net", "macvlan:wan", "--ip", "dhcp", img,
+		// busybox ping needs a raw socket: NET_RAW is not in the default set.
+		out, err := r.otok(t, state, "run", "--rm", "--name", "e2e", "--cap-add", "NET_RAW", "--net", "macvlan:wan", "--ip", "dhcp", img,
 			"sh", "-c", "ip link show eth0; ip -4 addr show eth0; cat /etc/resolv.conf; ping -c1 -W2 203.0.113.1")
 		if err != nil {
 			t.Fatalf("otok run: %v\n%s", err, out)

@@ -341,10 +341,10 @@ func (s *scenario) network() (string, error) {
 		return "", fmt.Errorf("host bridge br-lan: %v", err)
 	}
 	defer func() { _, _ = sh(time.Minute, otok, "rm", "-f", "nbr", "nmv") }()
-	if out, err := sh(time.Minute, otok, "run", "-d", "--name", "nbr", "--net", "bridge:br-lan", "--ip", "192.168.1.10/24", image, "/bin/toybox", "udpecho", "7777"); err != nil {
+	if out, err := sh(time.Minute, otok, "run", "-d", "--name", "nbr", "--cap-add", "NET_RAW", "--net", "bridge:br-lan", "--ip", "192.168.1.10/24", image, "/bin/toybox", "udpecho", "7777"); err != nil {
 		return "", fmt.Errorf("run -d --net bridge:br-lan: %v: %s", err, lastLine(out))
 	}
-	if out, err := sh(time.Minute, otok, "run", "-d", "--name", "nmv", "--net", "macvlan:br-lan", "--ip", "192.168.1.20/24", image, "/bin/toybox", "udpecho", "7777"); err != nil {
+	if out, err := sh(time.Minute, otok, "run", "-d", "--name", "nmv", "--cap-add", "NET_RAW", "--net", "macvlan:br-lan", "--ip", "192.168.1.20/24", image, "/bin/toybox", "udpecho", "7777"); err != nil {
 		return "", fmt.Errorf("run -d --net macvlan:br-lan: %v: %s", err, lastLine(out))
 	}
 	for _, p := range [][2]string{{"nbr", "192.168.1.20"}, {"nmv", "192.168.1.10"}} {
