@@ -95,6 +95,10 @@ func (l *lexer) next() (st statement, ok bool, err error) {
 func (l *lexer) word() (string, error) {
 	var b strings.Builder
 	add := func(c byte) error {
+		if c == 0 {
+			// Quoted or escaped too: libuci would cut the value there.
+			return l.errorf(l.line, "NUL byte in input")
+		}
 		if b.Len() >= maxWordLen {
 			return l.errorf(l.line, "word longer than %d bytes", maxWordLen)
 		}

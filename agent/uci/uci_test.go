@@ -102,6 +102,9 @@ func TestParseTable(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"option a 1\n", "f:1: option outside of a config section"},
+		{"config c x\noption v 'a\x00b'\n", "f:2: NUL byte in input"},
+		{"config c x\noption v \"a\x00b\"\n", "f:2: NUL byte in input"},
+		{"config c x\noption v a\\\x00b\n", "f:2: NUL byte in input"},
 		{"config c x\n\n\toption v 'abc\n", "f:3: unterminated single quote"},
 		{"config c x\noption v \"abc\n", "f:2: unterminated double quote"},
 		{"config c x\noption v \"abc\\", "f:2: unterminated double quote"},
