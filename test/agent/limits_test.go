@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -201,6 +202,24 @@ func TestUpdateDirect(t *testing.T) {
 	if p2, mem, cpus, pids := inspect(); p2 != pid || mem != 64<<20 || cpus != 0.5 || pids != 25 {
 		t.Errorf("inspect after update: pid %d (was %d) memory %d cpus %v pids %d", p2, pid, mem, cpus, pids)
 	}
+	// Below what the container holds: on v1 without swap the kernel cannot
+	// reclaim tmpfs pages and refuses (EBUSY); the error names the
+	// container and the limit, and nothing else changed.
+	if swapless() && strings.HasSuffix(cgroupFile(t, pid, "memory", "memory.limit_in_bytes", "memory.max"), "memory.limit_in_bytes") {
+		run("exec", "upd_direct", "dd", "if=/dev/zero", "of=/tmp/fill", "bs=1M", "count=12")
+		b, err := w.cmdOtok("update", "--memory", "4M", "--pids-limit", "99", "upd_direct").CombinedOutput()
+		if err == nil || !strings.Contains(string(b), "container upd_direct: update memory: cgroup ") || !strings.Contains(string(b), "memory.limit_in_bytes=4194304: device or resource busy") {
+			t.Errorf("update below usage: %v: %s", err, b)
+		}
+		t.Logf("refused: %s", b)
+		if m, p, _ := limits(t, pid); m != "67108864" || p != "25" {
+			t.Errorf("after a refused update: memory %s pids %s", m, p)
+		}
+		if _, mem, _, _ := inspect(); mem != 64<<20 {
+			t.Errorf("inspect after a refused update: memory %d", mem)
+		}
+		run("exec", "upd_direct", "rm", "/tmp/fill")
+	}
 	// Lowering, then removing the limits.
 	run("update", "--memory", "16M", "upd_direct")
 	if m, _, _ := limits(t, pid); m != "16777216" {
@@ -217,4 +236,32 @@ func TestUpdateDirect(t *testing.T) {
 		t.Error("the container's init is gone")
 	}
 	run("rm", "-f", "upd_direct")
+	// The container's monitor releases its image hold after rm returns:
+	// wait for it to end before the state dir goes.
+	w.waitFor("the container's monitor to exit", 10*time.Second, func() bool { return !monitorRuns(w.state) })
+}
+
+// swapless: no swap is active (a v1 memory limit below usage is refused).
+func swapless() bool {
+	b, err := os.ReadFile("/proc/swaps")
+	return err == nil && len(strings.Split(strings.TrimSpace(string(b)), "\n")) == 1
+}
+
+// monitorRuns reports whether an `otok --state STATE monitor` process runs.
+func monitorRuns(state string) bool {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if slices.Contains(args, "monitor") && slices.Contains(args, state) {
+			return true
+		}
+	}
+	return false
 }
