@@ -105,6 +105,9 @@ func ParseNet(s string) (Spec, error) {
 			if err != nil || vid < 1 || vid > 4094 {
 				return bad("VLAN id %s out of range 1-4094", port[i+1:])
 			}
+			if port[i+1] == '0' { // lan2.0010 would not print back the same
+				return bad("VLAN id %s has a leading zero", port[i+1:])
+			}
 			sp.VLAN = vid
 		}
 		if opts != "" {

@@ -30,7 +30,6 @@ func TestParseNet(t *testing.T) {
 		"macvlan:lan1.1,mode=passthru":   {Mode: ModeMacvlan, Port: "lan1.1", VLAN: 1, Sub: "passthru"},
 		"macvlan:fifteen-chars-x":        {Mode: ModeMacvlan, Port: "fifteen-chars-x"},
 		"ipvlan:wlan0":                   {Mode: ModeIPvlan, Port: "wlan0"},
-		"macvlan:lan2.0010":              {Mode: ModeMacvlan, Port: "lan2.0010", VLAN: 10},
 		"macvlan:lan4,mode=private,":     {},
 		"macvlan:lan4,mode=private,vepa": {},
 	}
@@ -51,6 +50,7 @@ func TestParseNet(t *testing.T) {
 		"macvlan":                        "needs a port",
 		"macvlan:":                       "needs a port",
 		"macvlan:lan2.0":                 "VLAN id 0 out of range 1-4094",
+		"macvlan:lan2.0010":              "VLAN id 0010 has a leading zero",
 		"macvlan:lan2.4095":              "VLAN id 4095 out of range 1-4094",
 		"macvlan:lan2.99999999999999999": "bad port name",
 		"macvlan:lan1,mode=fast":         `unknown macvlan mode "fast"`,
