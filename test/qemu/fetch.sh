@@ -33,6 +33,7 @@ if [[ $arch == mips ]]; then
   kver=${kver##* }
   echo "KERNEL=$vmlinux"
   echo "KVER=$kver"
+  echo "KCONFIG=$( [[ -f $vmlinux.config ]] && echo "$vmlinux.config" )"
   echo "MODDIR="
   echo "BUSYBOX="
   echo "TOOLS="
@@ -196,6 +197,7 @@ fi
 
 echo "KERNEL=$kernel"
 echo "KVER=$kver"
+echo "KCONFIG=$( [[ -f $kdir/boot/config-$kver ]] && echo "$kdir/boot/config-$kver" )"
 echo "MODDIR=$kdir"
 echo "BUSYBOX=$bdir/bin/busybox"
 echo "TOOLS=$tdir"

@@ -27,6 +27,9 @@ srcver=$(dpkg-query -W -f='${Version}' linux-source-6.1)
 key=$( { echo "$srcver recipe=$recipe"; cat "$here/mips-kernel.config"; } | sha256sum | cut -c1-16)
 out=$cache/mips/vmlinux-$key
 if [[ -f $out && -f $out.sha256 ]] && (cd "$(dirname "$out")" && sha256sum -c --quiet "$(basename "$out").sha256" >/dev/null 2>&1); then
+  # The guest gets the config as /boot/config-KVER (what otok reads to learn
+  # the kernel's squashfs compressors); older caches lack it.
+  [[ -f $out.config || ! -f $cache/build/linux-mips/.config ]] || cp "$cache/build/linux-mips/.config" "$out.config"
   echo "$out"; exit 0
 fi
 
@@ -64,8 +67,9 @@ echo "mips-kernel: building vmlinux with -j$jobs (nice 19); ~8-25 min on 2 share
 mk -j"$jobs" vmlinux >"$work/build.log" 2>&1 || { tail -40 "$work/build.log" >&2; exit 1; }
 mips-linux-gnu-strip -o "$out.tmp" "$work/vmlinux"
 mv "$out.tmp" "$out"
+cp "$work/.config" "$out.config"
 (cd "$(dirname "$out")" && sha256sum "$(basename "$out")" >"$(basename "$out").sha256")
 echo "mips-kernel: built $out in $(( $(date +%s) - start ))s" >&2
 # Keep the build tree (incremental rebuilds); drop older kernels.
-for f in "$cache"/mips/vmlinux-*; do [[ $f == "$out" || $f == "$out.sha256" ]] || rm -f "$f"; done
+for f in "$cache"/mips/vmlinux-*; do [[ $f == "$out" || $f == "$out.sha256" || $f == "$out.config" ]] || rm -f "$f"; done
 echo "$out"

@@ -103,6 +103,14 @@ func Prepare(ctx context.Context, o PrepareOptions) (*Guest, error) {
 			return nil, err
 		}
 	}
+	// The kernel's config, as Debian installs it: otok reads it to learn
+	// which squashfs compressors the kernel has (without it, on "OpenWrt",
+	// it assumes xz only).
+	if c := kv["KCONFIG"]; c != "" {
+		if err := ar.Copy("/boot/config-"+g.KVer, c, 0o644); err != nil {
+			return nil, err
+		}
+	}
 	if t := kv["TOOLS"]; t != "" {
 		if _, err := addTools(&ar, t); err != nil {
 			return nil, &InfraError{fmt.Errorf("%s: guest tools: %w", a.Name, err)}
