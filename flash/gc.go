@@ -30,6 +30,10 @@ func (s *Store) GC(ctx context.Context, opt GCOptions) ([]*Image, int64, error) 
 	var freed int64
 	var errs []error
 	seen := map[string]int{}
+	refs := map[string]int{} // names referencing each content
+	for _, img := range imgs {
+		refs[img.Digest]++
+	}
 	for _, img := range imgs { // newest first within a name
 		n := seen[img.Manifest.Name]
 		seen[img.Manifest.Name]++
@@ -39,14 +43,21 @@ func (s *Store) GC(ctx context.Context, opt GCOptions) ([]*Image, int64, error) 
 		if err := ctx.Err(); err != nil {
 			return removed, freed, err
 		}
+		// Several names may share one content: removing one drops its
+		// manifest, the content goes (and is freed) with the last.
+		last := refs[img.Digest] == 1
 		if !opt.DryRun {
-			if err := s.removeLocked(img); err != nil {
+			var err error
+			if last, err = s.removeLocked(img); err != nil {
 				errs = append(errs, err)
 				continue
 			}
 		}
+		refs[img.Digest]--
 		removed = append(removed, img)
-		freed += img.Info.DiskBytes
+		if last {
+			freed += img.Info.DiskBytes
+		}
 	}
 	return removed, freed, errors.Join(append(lerrs, errs...)...)
 }

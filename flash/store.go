@@ -27,6 +27,8 @@ import (
 //	images/<sha256hex>/        one committed image, named by its digest
 //	    manifest.cose          signed manifest (COSE_Sign1) as received, or
 //	    manifest.cbor          the unsigned manifest (--insecure-skip-verify)
+//	    manifest-<id>.cose     further manifests sharing this content under
+//	    manifest-<id>.cbor     another NAME:VERSION (<id>: see manifestSlot)
 //	    info.cbor              import record: time, source, bytes written
 //	    rootfs.squashfs        KindSquashfs (mode 0444)
 //	    rootfs/                KindDir
@@ -196,6 +198,7 @@ type Image struct {
 	Signed   bool
 	KeyID    string // hex, when signed
 	Info     Info
+	slot     string // manifest file name without extension ("manifest", "manifest-<id>")
 }
 
 // SquashfsPath is the squashfs file of a KindSquashfs image.
@@ -215,17 +218,92 @@ func isDigestHex(s string) bool {
 	return err == nil && strings.ToLower(s) == s
 }
 
-// load reads one image directory.
-func (s *Store) load(digest string) (*Image, error) {
+// manifestSlot is the file name (without extension) that holds the
+// manifest of name:version in an image directory whose primary manifest
+// has another NAME:VERSION. One squashfs may be stored under several names;
+// each keeps its own manifest beside the shared content.
+func manifestSlot(name, version string) string {
+	d := sha256.Sum256([]byte(name + ":" + version))
+	return fmt.Sprintf("manifest-%x", d[:8])
+}
+
+// slots lists the manifest slots of an image directory: "manifest" first,
+// then the others sorted. A slot is present when its .cose or .cbor is.
+func slots(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, e := range ents {
+		n := e.Name()
+		base, ok := strings.CutSuffix(n, ".cose")
+		if !ok {
+			base, ok = strings.CutSuffix(n, ".cbor")
+		}
+		if !ok || e.IsDir() || seen[base] {
+			continue
+		}
+		if base != "manifest" {
+			id, isExtra := strings.CutPrefix(base, "manifest-")
+			if !isExtra || len(id) != 16 || !isHex(id) {
+				continue
+			}
+		}
+		seen[base] = true
+		out = append(out, base)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if (out[i] == "manifest") != (out[j] == "manifest") {
+			return out[i] == "manifest"
+		}
+		return out[i] < out[j]
+	})
+	return out, nil
+}
+
+// load reads one image directory: one Image per manifest it holds (all
+// sharing the directory and its content).
+func (s *Store) load(digest string) ([]*Image, error) {
 	dir := s.path(dirImages, digest)
-	img := &Image{Digest: digest, Dir: dir}
-	if b, err := os.ReadFile(filepath.Join(dir, fileSigned)); err == nil {
+	sl, err := slots(dir)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", digest[:12], err)
+	}
+	if len(sl) == 0 {
+		return nil, fmt.Errorf("image %s: no manifest", digest[:12])
+	}
+	var info Info
+	if b, err := os.ReadFile(filepath.Join(dir, fileInfo)); err == nil {
+		decMode.Unmarshal(b, &info)
+	}
+	var imgs []*Image
+	var kind string
+	for _, slot := range sl {
+		img, err := s.loadSlot(dir, digest, slot)
+		if err != nil {
+			return nil, err
+		}
+		if kind != "" && img.Manifest.Kind != kind {
+			return nil, fmt.Errorf("image %s: manifests disagree on the kind (%s, %s)", digest[:12], kind, img.Manifest.Kind)
+		}
+		kind = img.Manifest.Kind
+		img.Info = info
+		imgs = append(imgs, img)
+	}
+	return imgs, nil
+}
+
+func (s *Store) loadSlot(dir, digest, slot string) (*Image, error) {
+	img := &Image{Digest: digest, Dir: dir, slot: slot}
+	if b, err := os.ReadFile(filepath.Join(dir, slot+".cose")); err == nil {
 		m, kid, err := UnsignedManifest(b)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", digest[:12], err)
 		}
 		img.Manifest, img.Signed, img.KeyID = m, true, kid
-	} else if b, err := os.ReadFile(filepath.Join(dir, fileUnsigned)); err == nil {
+	} else if b, err := os.ReadFile(filepath.Join(dir, slot+".cbor")); err == nil {
 		m, err := DecodeManifest(b)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", digest[:12], err)
@@ -237,10 +315,21 @@ func (s *Store) load(digest string) (*Image, error) {
 	if img.Manifest.DigestHex() != digest {
 		return nil, fmt.Errorf("image %s: manifest digest %s does not match its directory", digest[:12], img.Manifest.DigestHex()[:12])
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, fileInfo)); err == nil {
-		decMode.Unmarshal(b, &img.Info)
-	}
 	return img, nil
+}
+
+// loadRef returns the image of digest stored under name:version, if any.
+func (s *Store) loadRef(digest, name, version string) (*Image, error) {
+	imgs, err := s.load(digest)
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range imgs {
+		if i.Manifest.Name == name && i.Manifest.Version == version {
+			return i, nil
+		}
+	}
+	return nil, &NotFoundError{name + ":" + version}
 }
 
 // List returns every committed image, sorted by name, then newest version
@@ -254,12 +343,12 @@ func (s *Store) List() (imgs []*Image, errs []error) {
 		if !e.IsDir() || !isDigestHex(e.Name()) {
 			continue
 		}
-		img, err := s.load(e.Name())
+		is, err := s.load(e.Name())
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		imgs = append(imgs, img)
+		imgs = append(imgs, is...)
 	}
 	sort.Slice(imgs, func(i, j int) bool {
 		a, b := imgs[i], imgs[j]
@@ -309,10 +398,12 @@ func resolveIn(imgs []*Image, ref string) (*Image, error) {
 				hits = append(hits, i)
 			}
 		}
-		switch len(hits) {
-		case 0:
+		switch {
+		case len(hits) == 0:
 			return nil, &NotFoundError{ref}
-		case 1:
+		case sameDigest(hits):
+			// One content, possibly under several names: any of them
+			// (the first in name order) stands for it.
 			return hits[0], nil
 		}
 		var ds []string
@@ -344,6 +435,15 @@ func resolveIn(imgs []*Image, ref string) (*Image, error) {
 		return byDigest(strings.ToLower(ref))
 	}
 	return nil, &NotFoundError{ref}
+}
+
+func sameDigest(imgs []*Image) bool {
+	for _, i := range imgs {
+		if i.Digest != imgs[0].Digest {
+			return false
+		}
+	}
+	return true
 }
 
 func isHex(s string) bool {
@@ -437,8 +537,13 @@ func (s *Store) importSquashfs(ctx context.Context, r io.Reader, m *Manifest, si
 	}
 	defer unlock()
 	if m.Digest != nil {
-		if res, ok := s.existing(m, signed); ok {
-			return res, nil
+		if _, err := s.load(m.DigestHex()); err == nil {
+			// Known content: the stream must still be exactly the content
+			// the manifest names. It is read and hashed, not written.
+			if err := s.verifyStream(ctx, r, m, opt.Progress); err != nil {
+				return nil, err
+			}
+			return s.existing(m, signed)
 		}
 	}
 	declared := m.Size
@@ -475,8 +580,8 @@ func (s *Store) importSquashfs(ctx context.Context, r io.Reader, m *Manifest, si
 		if err := m.Validate(); err != nil {
 			return nil, err
 		}
-		if res, ok := s.existing(m, nil); ok {
-			return res, nil
+		if _, err := s.load(m.DigestHex()); err == nil {
+			return s.existing(m, nil)
 		}
 	} else if !bytes.Equal(sum, m.Digest) {
 		return nil, fmt.Errorf("%s: digest mismatch: manifest says sha256:%x, content is sha256:%x", subject, m.Digest, sum)
@@ -485,33 +590,115 @@ func (s *Store) importSquashfs(ctx context.Context, r io.Reader, m *Manifest, si
 		return nil, s.asNoSpace(subject, written, err)
 	}
 	ok = true
-	img, err := s.load(m.DigestHex())
+	img, err := s.loadRef(m.DigestHex(), m.Name, m.Version)
 	if err != nil {
 		return nil, err
 	}
 	return &ImportResult{Image: img, BytesWritten: written}, nil
 }
 
-// existing reports an already stored digest. If the stored manifest differs
-// (same squashfs re-released under a new manifest) the new one replaces it.
-func (s *Store) existing(m *Manifest, signed []byte) (*ImportResult, bool) {
-	img, err := s.load(m.DigestHex())
-	if err != nil {
-		return nil, false
+// verifyStream reads the squashfs stream of a manifest whose digest is
+// already stored: exactly m.Size bytes with the manifest's digest and
+// nothing after them. Nothing is written; a stream that is shorter,
+// longer or different is refused like a new import would be.
+func (s *Store) verifyStream(ctx context.Context, r io.Reader, m *Manifest, progress func(int64, int64)) error {
+	subject := "image " + m.Name
+	if m.Size < SuperblockSize {
+		return fmt.Errorf("%s: declared size %d is smaller than a squashfs superblock", subject, m.Size)
 	}
-	res := &ImportResult{Image: img, Existed: true}
-	old, _ := os.ReadFile(filepath.Join(img.Dir, fileSigned))
-	if signed != nil && !bytes.Equal(old, signed) {
-		n, err := atomicWriteFile(filepath.Join(img.Dir, fileSigned), signed, 0o444)
-		res.BytesWritten += n
-		if err == nil {
-			os.Remove(filepath.Join(img.Dir, fileUnsigned))
-			if again, err := s.load(img.Digest); err == nil {
-				res.Image = again
+	h := sha256.New()
+	buf := make([]byte, copyBufSize)
+	var total int64
+	for total < m.Size {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%s: %w", subject, err)
+		}
+		want := int64(len(buf))
+		if m.Size-total < want {
+			want = m.Size - total
+		}
+		n, err := io.ReadAtLeast(r, buf[:want], 1)
+		if n > 0 {
+			h.Write(buf[:n])
+			total += int64(n)
+			if progress != nil {
+				progress(total, m.Size)
 			}
 		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return fmt.Errorf("%s: truncated: stream ended after %d of %d bytes", subject, total, m.Size)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: read: %w", subject, err)
+		}
 	}
-	return res, true
+	var one [1]byte
+	if n, _ := io.ReadFull(r, one[:]); n > 0 {
+		return fmt.Errorf("%s: stream is longer than the declared size %d", subject, m.Size)
+	}
+	if sum := h.Sum(nil); !bytes.Equal(sum, m.Digest) {
+		return fmt.Errorf("%s: digest mismatch: manifest says sha256:%x, content is sha256:%x", subject, m.Digest, sum)
+	}
+	return nil
+}
+
+// existing records m for content already stored under its digest (the
+// caller has checked the content). The same NAME:VERSION re-released with
+// a new signed manifest replaces its own manifest; another NAME:VERSION
+// gets a manifest of its own beside the others, so the stored names stay
+// as they were. Nothing else is written.
+func (s *Store) existing(m *Manifest, signed []byte) (*ImportResult, error) {
+	digest := m.DigestHex()
+	imgs, err := s.load(digest)
+	if err != nil {
+		return nil, err
+	}
+	subject := "image " + m.Name
+	if k := imgs[0].Manifest.Kind; k != m.Kind {
+		return nil, fmt.Errorf("%s: content sha256:%s is stored as kind %s, not %s", subject, digest, k, m.Kind)
+	}
+	var img *Image
+	for _, i := range imgs {
+		if i.Manifest.Name == m.Name && i.Manifest.Version == m.Version {
+			img = i
+		}
+	}
+	res := &ImportResult{Image: img, Existed: true}
+	var data []byte
+	var slot, ext string
+	switch {
+	case img != nil && signed == nil:
+		return res, nil // an unsigned manifest never replaces one
+	case img != nil:
+		old, _ := os.ReadFile(filepath.Join(img.Dir, img.slot+".cose"))
+		if bytes.Equal(old, signed) {
+			return res, nil
+		}
+		slot, ext, data = img.slot, ".cose", signed
+	default:
+		slot, ext, data = manifestSlot(m.Name, m.Version), ".cose", signed
+		if signed == nil {
+			if data, err = m.Marshal(); err != nil {
+				return nil, err
+			}
+			ext = ".cbor"
+		}
+	}
+	dir := s.path(dirImages, digest)
+	n, err := atomicWriteFile(filepath.Join(dir, slot+ext), data, 0o444)
+	res.BytesWritten += n
+	if err != nil {
+		return nil, s.asNoSpace(subject, n, fmt.Errorf("%s: %w", subject, err))
+	}
+	if ext == ".cose" {
+		os.Remove(filepath.Join(dir, slot+".cbor"))
+	}
+	again, err := s.loadRef(digest, m.Name, m.Version)
+	if err != nil {
+		return nil, err
+	}
+	res.Image = again
+	return res, nil
 }
 
 // writeSquashfs copies exactly m.Size bytes (or up to limit when the size is
@@ -700,19 +887,32 @@ func (s *Store) Remove(ctx context.Context, ref string, inUse func(digest string
 	if inUse != nil && inUse(img.Digest) {
 		return nil, fmt.Errorf("image %s (%s): in use", img.Ref(), img.Digest[:12])
 	}
-	return img, s.removeLocked(img)
+	_, err = s.removeLocked(img)
+	return img, err
 }
 
-func (s *Store) removeLocked(img *Image) error {
+// removeLocked removes one image. When other names still share its
+// content only its manifest goes (freed reports false); the last one takes
+// the directory with it.
+func (s *Store) removeLocked(img *Image) (freed bool, err error) {
+	sl, _ := slots(img.Dir)
+	if img.slot != "" && len(sl) > 1 {
+		for _, ext := range []string{".cose", ".cbor"} {
+			if err := os.Remove(filepath.Join(img.Dir, img.slot+ext)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return false, fmt.Errorf("image %s: remove: %w", img.Ref(), err)
+			}
+		}
+		return false, syncDir(img.Dir)
+	}
 	tmp := s.path(dirTmp, "rm-"+img.Digest)
 	os.RemoveAll(tmp)
 	if err := os.Rename(img.Dir, tmp); err != nil {
-		return fmt.Errorf("image %s: remove: %w", img.Ref(), err)
+		return false, fmt.Errorf("image %s: remove: %w", img.Ref(), err)
 	}
 	if err := syncDir(s.path(dirImages)); err != nil {
-		return err
+		return true, err
 	}
-	return removeAllWritable(tmp)
+	return true, removeAllWritable(tmp)
 }
 
 // removeAllWritable deletes a tree whose directories may be read-only
@@ -734,7 +934,11 @@ func removeAllWritable(p string) error {
 // signed) and the digest of its squashfs.
 func (s *Store) Verify(img *Image) error {
 	if img.Signed {
-		b, err := os.ReadFile(filepath.Join(img.Dir, fileSigned))
+		slot := img.slot
+		if slot == "" {
+			slot = "manifest"
+		}
+		b, err := os.ReadFile(filepath.Join(img.Dir, slot+".cose"))
 		if err != nil {
 			return err
 		}

@@ -633,8 +633,16 @@ func (s *Store) ImportRootfsTar(ctx context.Context, r io.Reader, opt RootfsOpti
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
-	if res, found := s.existing(m, nil); found {
-		return res, nil
+	if imgs, err := s.load(m.DigestHex()); err == nil {
+		// The same tarball again: under a name it is already stored as,
+		// nothing changes (its version is often just the import time);
+		// under another name it gets a manifest beside the stored one.
+		for _, i := range imgs {
+			if i.Manifest.Name == m.Name {
+				return &ImportResult{Image: i, Existed: true}, nil
+			}
+		}
+		return s.existing(m, nil)
 	}
 	if st.Metadata != nil {
 		if _, err := writeFileSync(filepath.Join(tmp, "metadata.yaml"), st.Metadata, 0o444); err != nil {
@@ -646,7 +654,7 @@ func (s *Store) ImportRootfsTar(ctx context.Context, r io.Reader, opt RootfsOpti
 		return nil, s.asNoSpace(subject, written, err)
 	}
 	ok = true
-	img, err := s.load(m.DigestHex())
+	img, err := s.loadRef(m.DigestHex(), m.Name, m.Version)
 	if err != nil {
 		return nil, err
 	}
