@@ -31,8 +31,8 @@ type cgroup interface {
 	// enterThread moves the calling (locked) thread into the cgroup for
 	// a clone and returns the move back (v1; a no-op on v2).
 	enterThread() (back func() error, err error)
-	// pidsMaxFile is the pids limit file, which the init stage writes
-	// just before exec ("" without a pids controller).
+	// pidsMaxFile is the pids limit file, which the parent writes when
+	// Start releases the init stage ("" without a pids controller).
 	pidsMaxFile() string
 	oomKilled() bool
 	stats() (CgroupStats, error)
@@ -139,6 +139,40 @@ func (l *CgroupLayout) forSpec(name string, s *Spec) cgroup {
 			caps&(1<<unix.CAP_MKNOD|1<<unix.CAP_SYS_ADMIN) != 0)
 	}
 	return cg
+}
+
+// applyPidsLimit writes a created container's pids limit, from the parent
+// (in the host's cgroup namespace) just before Start releases the init
+// stage. The init cannot write it itself: on cgroup v2 it is in a cgroup
+// namespace rooted at its own cgroup, whose limits the kernel refuses to
+// change from inside (EPERM with nsdelegate, as on OpenWrt). It is written
+// this late because the Go init stage needs several threads: parked on
+// the start fifo (GOMAXPROCS=1) it has all it will have, and a limit below
+// the current count only stops new tasks. The process then execs as one
+// task; the --init reaper's own threads are allowed on top (as in Update).
+func (r *Runtime) applyPidsLimit(s *State) error {
+	limit := s.Spec.Resources.PidsLimit
+	if limit <= 0 {
+		return nil
+	}
+	cg, err := r.cgroupFor(s.Spec.Name)
+	if err != nil {
+		return err
+	}
+	return writePidsLimit(cg, limit, s.Spec.Process.Init, s.Pid)
+}
+
+// writePidsLimit writes limit to cg's pids.max; with reaper (--init), plus
+// the threads of the init stage (pid) and two.
+func writePidsLimit(cg cgroup, limit int64, reaper bool, pid int) error {
+	f := cg.pidsMaxFile()
+	if f == "" {
+		return fmt.Errorf("pids limit %d: no pids cgroup controller", limit)
+	}
+	if reaper {
+		limit += int64(procThreads(pid)) + 2
+	}
+	return writeFile(filepath.Dir(f), filepath.Base(f), strconv.FormatInt(limit, 10))
 }
 
 // writeFile writes one cgroup control file.

@@ -3,6 +3,7 @@ package runtime
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -55,7 +56,9 @@ func TestCgroupV2Create(t *testing.T) {
 	os.WriteFile(filepath.Join(d, "memory.current"), []byte("1234\n"), 0o644)
 	os.WriteFile(filepath.Join(d, "cpu.stat"), []byte("usage_usec 2000\nuser_usec 1000\n"), 0o644)
 	os.WriteFile(filepath.Join(d, "pids.current"), []byte("7\n"), 0o644)
-	os.WriteFile(cg.pidsMaxFile(), []byte("100\n"), 0o644) // (the init stage's job)
+	if err := writePidsLimit(cg, 100, false, 0); err != nil { // (Start's job)
+		t.Fatal(err)
+	}
 	if !cg.oomKilled() {
 		t.Error("oom_kill 1 not seen")
 	}
@@ -75,7 +78,7 @@ func TestV2Settings(t *testing.T) {
 		{Resources{Memory: 100 << 20, MemorySwap: -1}, "memory.max=104857600 memory.swap.max=max"},
 		{Resources{CPUs: 1.5}, "cpu.max=150000 100000"},
 		{Resources{CPUWeight: 300}, "cpu.weight=300"},
-		{Resources{PidsLimit: 5}, ""}, // written by the init stage
+		{Resources{PidsLimit: 5}, ""}, // written by Start
 	}
 	for _, c := range cases {
 		var parts []string
@@ -119,5 +122,74 @@ func TestCgroupV1Layout(t *testing.T) {
 	// runc's conversion (shares 1024 → weight 39) and its inverse.
 	if sharesToWeight(1024) != 39 || sharesToWeight(2) != 1 || sharesToWeight(262144) != 10000 || weightToShares(1) != 2 || weightToShares(10000) != 262144 {
 		t.Errorf("weight/shares mapping: %d %d", weightToShares(100), sharesToWeight(1024))
+	}
+}
+
+// TestPidsLimitFromParent: the parent writes pids.max (the init stage, in
+// a cgroup namespace rooted at its cgroup, may not on v2): the limit
+// itself, plus the init stage's threads and two for the --init reaper.
+func TestPidsLimitFromParent(t *testing.T) {
+	root := fakeV2(t)
+	os.MkdirAll(filepath.Join(root, "otok"), 0o755)
+	os.WriteFile(filepath.Join(root, "otok", "cgroup.controllers"), []byte("memory pids\n"), 0o644)
+	l := &CgroupLayout{Version: 2, Root: root}
+	cg := l.forContainer("p")
+	if err := cg.create(Resources{PidsLimit: 8}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// create leaves pids.max alone: the init stage still needs threads.
+	if _, err := os.Stat(cg.pidsMaxFile()); err == nil {
+		t.Fatal("create wrote pids.max")
+	}
+	read := func() string {
+		b, _ := os.ReadFile(cg.pidsMaxFile())
+		return string(b)
+	}
+	if err := writePidsLimit(cg, 8, false, os.Getpid()); err != nil || read() != "8" {
+		t.Errorf("pids.max %q (%v), want 8", read(), err)
+	}
+	want := strconv.Itoa(8 + procThreads(os.Getpid()) + 2)
+	if err := writePidsLimit(cg, 8, true, os.Getpid()); err != nil || read() != want {
+		t.Errorf("--init: pids.max %q (%v), want %s", read(), err, want)
+	}
+	// Through Runtime.applyPidsLimit, from a container's state.
+	r := &Runtime{CgroupRoot: root}
+	r.layoutOnce.Do(func() { r.layout = l })
+	s := &State{Spec: Spec{Name: "p", Resources: Resources{PidsLimit: 3}}, Pid: os.Getpid()}
+	if err := r.applyPidsLimit(s); err != nil || read() != "3" {
+		t.Errorf("applyPidsLimit: pids.max %q (%v), want 3", read(), err)
+	}
+	s.Spec.Resources.PidsLimit = 0
+	if err := r.applyPidsLimit(s); err != nil || read() != "3" {
+		t.Errorf("no limit changed pids.max: %q (%v)", read(), err)
+	}
+}
+
+// TestPidsLimitNoController: a --pids-limit the host cannot enforce is an
+// error at create (a v2 tree without the pids controller, as the hybrid
+// host's), not a container without a limit.
+func TestPidsLimitNoController(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "cgroup.controllers"), []byte("hugetlb\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "cgroup.subtree_control"), nil, 0o644)
+	cg := (&CgroupLayout{Version: 2, Root: root}).forContainer("n")
+	if err := cg.create(Resources{PidsLimit: 8}, nil); err == nil || !strings.Contains(err.Error(), "pids controller") {
+		t.Errorf("v2 without pids: %v", err)
+	}
+	if err := cg.create(Resources{}, nil); err != nil {
+		t.Errorf("v2 without pids, no limit: %v", err)
+	}
+	v1 := t.TempDir()
+	os.MkdirAll(filepath.Join(v1, "memory"), 0o755)
+	os.WriteFile(filepath.Join(v1, "memory", "cgroup.procs"), nil, 0o644)
+	l, err := DetectCgroups(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.forContainer("n").create(Resources{PidsLimit: 8}, nil); err == nil || !strings.Contains(err.Error(), "pids controller") {
+		t.Errorf("v1 without pids: %v", err)
+	}
+	if err := writePidsLimit(l.forContainer("n"), 8, false, 0); err == nil {
+		t.Error("pids limit written without a pids hierarchy")
 	}
 }

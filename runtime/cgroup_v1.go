@@ -108,8 +108,11 @@ func (c *cgroupV1) create(r Resources, devices []Device) error {
 			}
 		}
 	}
-	// pids.max is written by the init stage just before it execs (see
-	// pidsMaxFile): the Go init stage itself needs several threads.
+	// pids.max is written by Start (see applyPidsLimit): the Go init
+	// stage itself needs several threads.
+	if r.PidsLimit > 0 && c.dir("pids") == "" {
+		return fmt.Errorf("cgroup: --pids-limit needs the pids controller, which %s does not offer", c.layout.Root)
+	}
 	if d := c.dir("devices"); d != "" && c.only["devices"] {
 		if err := writeFile(d, "devices.deny", "a"); err != nil {
 			return err

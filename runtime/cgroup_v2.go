@@ -46,6 +46,10 @@ func (c *cgroupV2) create(r Resources, _ []Device) error {
 			}
 		}
 	}
+	if r.PidsLimit > 0 && !v2Enabled(parent, "pids") {
+		// (pids.max is written by Start, see applyPidsLimit)
+		return fmt.Errorf("cgroup %s: --pids-limit needs the pids controller, which %s does not offer", parent, c.root)
+	}
 	if err := os.Mkdir(c.dir, 0o755); err != nil && !os.IsExist(err) {
 		return fmt.Errorf("cgroup %s: %w", c.dir, err)
 	}
@@ -55,6 +59,17 @@ func (c *cgroupV2) create(r Resources, _ []Device) error {
 		}
 	}
 	return nil
+}
+
+// v2Enabled tells whether controller ctrl is enabled for dir's children.
+func v2Enabled(dir, ctrl string) bool {
+	b, _ := os.ReadFile(filepath.Join(dir, "cgroup.subtree_control"))
+	for _, f := range strings.Fields(string(b)) {
+		if strings.TrimPrefix(f, "+") == ctrl {
+			return true
+		}
+	}
+	return false
 }
 
 // v2Settings translates Resources into v2 control files, in write order.

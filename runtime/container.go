@@ -79,8 +79,6 @@ type initConfig struct {
 	// UnshareCgroupNS: the init creates its cgroup namespace itself
 	// (after the parent's go-ahead), instead of with the clone.
 	UnshareCgroupNS bool `json:"unshareCgroupNS,omitempty"`
-	// PidsMaxFile gets Spec.Resources.PidsLimit right before exec.
-	PidsMaxFile string `json:"pidsMaxFile,omitempty"`
 }
 
 // Cgroups returns the host's cgroup layout (detected once).
@@ -205,12 +203,6 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 	}
 	if o.KillOnParentExit {
 		cmd.SysProcAttr.Pdeathsig = unix.SIGKILL
-	}
-	if spec.Resources.PidsLimit > 0 {
-		cfg.PidsMaxFile = cg.pidsMaxFile()
-		if cfg.PidsMaxFile != "" && spec.UserNS != nil {
-			os.Chown(cfg.PidsMaxFile, spec.UserNS.HostUID, spec.UserNS.HostGID)
-		}
 	}
 	// The init is born in its cgroup (so its cgroup namespace, from the
 	// clone, is rooted there): v2 clones into the cgroup directly
@@ -367,6 +359,10 @@ func (r *Runtime) Start(ctx context.Context, name string) error {
 	}
 	if s.Status != StatusCreated {
 		return fmt.Errorf("container %s: is %s, not created", name, s.Status)
+	}
+	// The pids limit, from here: the init stage cannot set it (v2).
+	if err := r.applyPidsLimit(s); err != nil {
+		return fmt.Errorf("container %s: %w", name, err)
 	}
 	fifo := filepath.Join(r.Dir(name), "start.fifo")
 	fd, err := unix.Open(fifo, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -77,16 +76,6 @@ func initStage(status *os.File) error {
 	if s.Net.Mode == NetNew {
 		if err := loopbackUp(); err != nil {
 			return fmt.Errorf("container %s: %w", s.Name, err)
-		}
-	}
-	// The pids limit is set just before exec: this Go stage needs more
-	// threads than a small limit allows. Open its file while the host's
-	// cgroup tree is still visible.
-	pidsMax := -1
-	if cfg.PidsMaxFile != "" {
-		var err error
-		if pidsMax, err = unix.Open(cfg.PidsMaxFile, unix.O_WRONLY|unix.O_CLOEXEC, 0); err != nil {
-			return fmt.Errorf("container %s: pids limit: %w", s.Name, err)
 		}
 	}
 	// The start fifo must be opened before pivot_root hides its path.
@@ -163,15 +152,10 @@ func initStage(status *os.File) error {
 		return fmt.Errorf("container %s: %w", s.Name, err)
 	}
 	Tracef("init: exec")
+	// The pids limit is already set: the parent writes it just before it
+	// releases the start fifo (see applyPidsLimit).
 	if s.Process.Init {
-		// The reaper's own threads count too.
-		if err := setPidsMax(pidsMax, s.Resources.PidsLimit+int64(threadCount())+2); err != nil {
-			return fmt.Errorf("container %s: %w", s.Name, err)
-		}
 		os.Exit(reap(path, s.Process.Args, env, s.Process.Terminal))
-	}
-	if err := setPidsMax(pidsMax, s.Resources.PidsLimit); err != nil {
-		return fmt.Errorf("container %s: %w", s.Name, err)
 	}
 	err = unix.Exec(path, s.Process.Args, env)
 	fmt.Fprintf(os.Stderr, "otok: container %s: exec %s: %v\n", s.Name, path, err)
@@ -337,30 +321,6 @@ func (pv *privileges) apply(p *Process) error {
 		}
 	}
 	return nil
-}
-
-// setPidsMax writes the pids limit through fd (-1: none).
-func setPidsMax(fd int, n int64) error {
-	if fd < 0 {
-		return nil
-	}
-	defer unix.Close(fd)
-	if _, err := unix.Write(fd, []byte(strconv.FormatInt(n, 10))); err != nil {
-		return fmt.Errorf("pids limit %d: %w", n, err)
-	}
-	return nil
-}
-
-// threadCount is the number of threads of this process.
-func threadCount() int {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "Threads:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n
-		}
-	}
-	return 8
 }
 
 // earlySignals receives every signal the init stage gets.
