@@ -91,7 +91,10 @@ func (c *Client) do(ctx context.Context, op string, req any, each func(cbor.RawM
 			return Errorf(CodeInvalid, "%s: encode request: %v", op, err)
 		}
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Now()) })
+	// The callback may still run after do returns (stop does not wait for
+	// it), when a stream has already cleared c.conn: use this call's conn.
+	conn := c.conn
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
 	if err := writeFrame(c.conn, wireRequest{ID: id, Op: op, Body: body}); err != nil {
 		return c.connErr(ctx, err)
