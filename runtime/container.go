@@ -128,6 +128,14 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 		}
 		return nil, fmt.Errorf("container %s: state dir: %w", name, err)
 	}
+	// Held until the state is recorded: a directory without state.json
+	// whose lock is free was left by a killed creator (Delete, Sweep).
+	unlockCreate, err := r.lock(name)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	defer unlockCreate()
 	Tracef("create: validated")
 	cg := layout.forSpec(name, spec)
 	var cmd *exec.Cmd
@@ -536,6 +544,11 @@ func waitExit(ctx context.Context, s *State, timeout time.Duration) bool {
 // the caller can release what it attached (image mount, network).
 func (r *Runtime) Delete(ctx context.Context, name string, force bool) (*State, error) {
 	s, err := r.State(name)
+	if errors.Is(err, ErrNotFound) && ValidName(name) {
+		if _, serr := os.Stat(r.Dir(name)); serr == nil {
+			return r.deleteHalfCreated(ctx, name, force, err)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -579,6 +592,31 @@ func (r *Runtime) Delete(ctx context.Context, name string, force bool) (*State, 
 	return s, errors.Join(errs...)
 }
 
+// deleteHalfCreated removes a state directory without state.json: once
+// its lock is free no Create is running, so it was left by a creator killed
+// before the init was ready (its cgroup and any init still in it go too).
+func (r *Runtime) deleteHalfCreated(ctx context.Context, name string, force bool, notFound error) (*State, error) {
+	unlock, err := r.lock(name) // waits for a Create in progress
+	if err != nil {
+		return nil, notFound
+	}
+	if _, err := r.load(name); err == nil {
+		unlock() // the Create finished meanwhile
+		return r.Delete(ctx, name, force)
+	}
+	defer unlock()
+	var errs []error
+	if cg, err := r.cgroupFor(name); err == nil {
+		if err := cg.destroy(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.RemoveAll(r.Dir(name)); err != nil {
+		errs = append(errs, fmt.Errorf("container %s: remove state: %w", name, err))
+	}
+	return nil, errors.Join(errs...)
+}
+
 // Stats returns the container's cgroup counters.
 func (r *Runtime) Stats(name string) (*CgroupStats, error) {
 	s, err := r.State(name)
@@ -618,9 +656,9 @@ func (r *Runtime) Sweep(ctx context.Context) ([]string, error) {
 		}
 		s, err := r.load(name)
 		if err != nil {
-			// No state.json: Create was interrupted. Give a concurrent
-			// Create a moment before calling it abandoned.
-			if info, ierr := e.Info(); ierr == nil && time.Since(info.ModTime()) > 30*time.Second {
+			// No state.json: Create was interrupted, or runs. A running
+			// Create holds the lock; give one a moment to take it.
+			if info, ierr := e.Info(); ierr == nil && time.Since(info.ModTime()) > 2*time.Second && !r.lockHeld(name) {
 				if cg, cerr := r.cgroupFor(name); cerr == nil {
 					cg.destroy()
 				}
@@ -650,6 +688,16 @@ func (r *Runtime) Sweep(ctx context.Context) ([]string, error) {
 		swept = append(swept, name)
 	}
 	return swept, errors.Join(errs...)
+}
+
+// lockHeld reports whether another process holds the container's lock.
+func (r *Runtime) lockHeld(name string) bool {
+	f, err := os.OpenFile(filepath.Join(r.Dir(name), "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil
 }
 
 // lockThread pins the calling goroutine to its OS thread for good: the
