@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/otok/otok/runtime"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,9 +23,18 @@ import (
 // an adopted init is not readable by a process that is not its parent: it
 // is reported as unknown and counts as a failure for on-failure.
 
-// adopt re-adopts what the state file lists.
+// adopt re-adopts what the state file lists. Leftovers that are not
+// re-adopted are cleaned up before it returns, so that the reconcile that
+// follows creates them afresh without racing their cleanup.
 func (a *Agent) adopt(ctx context.Context) {
+	a.removeNeverStarted(ctx)
 	st := a.loadState()
+	var dead []func()
+	defer func() {
+		for _, f := range dead {
+			f()
+		}
+	}()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for n, s := range st.API {
@@ -58,7 +68,7 @@ func (a *Agent) adopt(ctx context.Context) {
 			}
 			c.want = r.Want && shouldRestart(policy, c.exit, false, c.failures)
 			c.finished = a.clock.Now()
-			a.goroutine(func() { a.cleanupDead(c, r) })
+			dead = append(dead, func() { a.cleanupDead(c, r) })
 			a.events.add(Event{Time: a.clock.Now(), Type: EvExit, Container: n, Exit: c.exit, Msg: "exited while the agent was not running"})
 			continue
 		}
@@ -73,6 +83,58 @@ func (a *Agent) adopt(ctx context.Context) {
 		a.events.add(Event{Time: a.clock.Now(), Type: EvAdopt, Container: n, Msg: "pid " + strconv.Itoa(r.Proc.Pid)})
 	}
 	a.adoptUnrecordedLocked(ctx)
+}
+
+// neverStartedChecker is implemented by runtimes that can tell a container
+// created but never started (its init held before exec) from a running one.
+type neverStartedChecker interface {
+	NeverStarted(ctx context.Context, name string) bool
+}
+
+// NeverStarted reports whether name is created but not started: its init
+// still waits on the start fifo (neverStartedChecker).
+func (r *RuntimeAdapter) NeverStarted(ctx context.Context, name string) bool {
+	s, err := r.R.State(name)
+	return err == nil && s.Status == runtime.StatusCreated
+}
+
+// removeNeverStarted kills and deletes what a killed agent created but did
+// not get to start (killed during network setup, between Create and
+// Start): such an init waits forever on its start fifo, runs nothing, and
+// keeps the name. Its image hold and network go too; the reconcile then
+// creates the container afresh. Only agent containers are touched (a
+// created container of `otok create` is the user's).
+func (a *Agent) removeNeverStarted(ctx context.Context) {
+	rt := a.opts.Runtime
+	nc, ok := rt.(neverStartedChecker)
+	if !ok {
+		return
+	}
+	sts, err := rt.List(ctx)
+	if err != nil {
+		a.log.Printf("runtime: list: %v", err)
+		return
+	}
+	for _, s := range sts {
+		if !s.Agent || !ValidName(s.Name) || !nc.NeverStarted(ctx, s.Name) {
+			continue
+		}
+		a.log.Printf("container %s: removing an instance created but never started by the previous agent", s.Name)
+		_ = rt.Kill(ctx, s.Name, unix.SIGKILL)
+		if a.opts.Network != nil {
+			if err := a.opts.Network.Detach(ctx, s.Name); err != nil {
+				a.log.Printf("container %s: network detach: %v", s.Name, err)
+			}
+		}
+		if err := rt.Delete(ctx, s.Name); err != nil {
+			a.log.Printf("container %s: delete: %v", s.Name, err)
+		}
+		if a.opts.Store != nil && s.Digest != "" {
+			if err := a.opts.Store.Release(ctx, &Image{Name: s.Image, Digest: s.Digest}, s.Name); err != nil {
+				a.log.Printf("container %s: release image: %v", s.Name, err)
+			}
+		}
+	}
 }
 
 // adoptUnrecorded re-adopts containers an agent created but did not get to
@@ -91,6 +153,9 @@ func (a *Agent) adoptUnrecordedLocked(ctx context.Context) {
 	for _, s := range sts {
 		if !s.Agent || !s.Running || a.ctrs[s.Name] != nil || !ValidName(s.Name) || checkProc(s.Proc) != nil {
 			continue
+		}
+		if nc, ok := a.opts.Runtime.(neverStartedChecker); ok && nc.NeverStarted(ctx, s.Name) {
+			continue // not removed (see removeNeverStarted): not running either
 		}
 		c := &ctr{name: s.Name, proc: s.Proc, adopted: true, state: StateRunning, want: true, known: true, gen: 1,
 			created: s.Created, started: s.Created, exited: make(chan struct{})}
