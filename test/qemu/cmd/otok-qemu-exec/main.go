@@ -5,8 +5,8 @@
 //	go build -o /tmp/otok-qemu-exec ./test/qemu/cmd/otok-qemu-exec
 //	GOARCH=arm64 go test -exec /tmp/otok-qemu-exec ./runtime/
 //
-// The package's testdata/ goes along (the test's cwd in the guest is
-// /job/pkg); OTOK_* variables are passed through, OTOK_BIN and OTOK_DIST
+// The module's testdata/ directories go along (the test's cwd in the guest
+// is its package directory under /job/src); OTOK_* variables are passed through, OTOK_BIN and OTOK_DIST
 // point at the guest's otok. The exit code is the test binary's.
 //
 // Environment: OTOK_QEMU_WORK (guests prepared by `make test-qemu`; without
@@ -84,16 +84,42 @@ func run(bin string, args []string) int {
 		}
 	}
 	mem, _ := strconv.Atoi(os.Getenv("OTOK_QEMU_MEM"))
+	// The module's testdata directories go along at their places under
+	// /job/src (tests read their own and, e.g. test/flash, other packages'
+	// ../../flash/testdata); the test runs in its package's directory.
+	pkgDir := "/job/pkg"
+	trees := map[string]string{}
+	if repo, err := repoRoot(cwd); err == nil {
+		if rel, err := filepath.Rel(repo, cwd); err == nil && !strings.HasPrefix(rel, "..") {
+			pkgDir = filepath.Join("/job/src", rel)
+			_ = filepath.WalkDir(repo, func(p string, de os.DirEntry, err error) error {
+				if err != nil || !de.IsDir() {
+					return nil
+				}
+				switch de.Name() {
+				case ".git", "dist", "node_modules":
+					return filepath.SkipDir
+				case "testdata":
+					r, _ := filepath.Rel(repo, p)
+					trees[filepath.Join("/job/src", r)] = p
+					return filepath.SkipDir
+				}
+				return nil
+			})
+		}
+	}
 	job := qemu.Job{
 		Argv:  append([]string{"/job/bin/" + filepath.Base(bin)}, guestArgs(args)...),
-		Dir:   "/job/pkg",
+		Dir:   pkgDir,
 		Files: map[string]string{"/job/bin/" + filepath.Base(bin): bin},
-		Trees: map[string]string{},
+		Trees: trees,
 		Env:   []string{"OTOK_BIN=/usr/bin/otok", "OTOK_DIST=/usr/bin", "OTOK_QEMU_ARCH=" + a.Name},
 	}
-	job.Files["/job/pkg/.keep"] = "\x00"
-	if st, err := os.Stat(filepath.Join(cwd, "testdata")); err == nil && st.IsDir() {
-		job.Trees["/job/pkg/testdata"] = filepath.Join(cwd, "testdata")
+	job.Files[pkgDir+"/.keep"] = "\x00"
+	if _, ok := trees[pkgDir+"/testdata"]; !ok {
+		if st, err := os.Stat(filepath.Join(cwd, "testdata")); err == nil && st.IsDir() {
+			job.Trees[pkgDir+"/testdata"] = filepath.Join(cwd, "testdata")
+		}
 	}
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
