@@ -431,6 +431,11 @@ func (s *Session) pumpLoop(ctx context.Context) {
 		if err != nil {
 			return
 		}
+		// While we waited for a link the queue may have dropped e (full,
+		// oldest first): publish what is at the head now instead.
+		if cur, ok := s.q.peek(); !ok || cur.Seq != e.Seq {
+			continue
+		}
 		e.BdSeq = l.bdseq
 		if err := s.publish(ctx, l, "event", false, e); err != nil {
 			select { // the link is going down; wait for the next one

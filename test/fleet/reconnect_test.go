@@ -80,6 +80,9 @@ func TestOfflineEvents(t *testing.T) {
 	waitFor(t, 5*time.Second, "online", func() bool { return online(k, "dev1") })
 	d.a.Emit(fleet.Event{Kind: "start", Container: "c0"})
 	first := <-k.Events()
+	// c0 leaves the device's queue only when its PUBACK is back; cutting
+	// before that would keep it queued (at least once) and shift the counts.
+	waitFor(t, 5*time.Second, "c0 acknowledged", func() bool { n, _ := d.s.Queued(); return n == 0 })
 	p.cut()
 	waitFor(t, 5*time.Second, "Will after the link died", func() bool { v, _ := k.Device("dev1"); return !v.Online() })
 	waitFor(t, 5*time.Second, "device notices", func() bool { return !d.s.Online() })
