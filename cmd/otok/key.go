@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/otok/otok/flash"
 )
@@ -32,6 +34,11 @@ func runKey(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	switch {
+	case fs.NArg() == 2 && fs.Arg(0) == "gen" && (fs.Arg(1) == "--help" || fs.Arg(1) == "-h" || fs.Arg(1) == "-help"):
+		fs.Usage() // `otok key gen --help` must not make a key named --help
+		return flag.ErrHelp
+	case fs.NArg() == 2 && fs.Arg(0) == "gen" && strings.HasPrefix(fs.Arg(1), "-"):
+		return usagef("key gen: %q looks like an option, not a PATH", fs.Arg(1))
 	case fs.NArg() == 2 && fs.Arg(0) == "gen":
 		pub, err := flash.GenerateKey(fs.Arg(1))
 		if err != nil {

@@ -36,6 +36,8 @@ func TestDispatch(t *testing.T) {
 		{name: "version extra arg", args: []string{"version", "x"}, code: 2, stderr: `unexpected argument "x"`, oneLiner: true},
 		{name: "check bad flag", args: []string{"check", "--frob"}, code: 2, stderr: "flag provided but not defined: -frob", oneLiner: true},
 		{name: "check --help", args: []string{"check", "--help"}, code: 0, stdout: "--json"},
+		{name: "key gen --help", args: []string{"key", "gen", "--help"}, code: 0, stdout: "Usage: otok key"},
+		{name: "key gen -x", args: []string{"key", "gen", "-x"}, code: 2, stderr: "looks like an option", oneLiner: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
