@@ -82,21 +82,23 @@ func probeLinks() (map[string]error, error) {
 			ch <- result{err: err}
 			return
 		}
-		defer back()
+		// back() runs before the answer is sent (the caller may look at
+		// /proc right away), so each send below goes through answer.
+		answer := func(r result) { back(); ch <- r }
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			ch <- result{err: os.NewSyscallError("unshare(CLONE_NEWNET)", err)}
+			answer(result{err: os.NewSyscallError("unshare(CLONE_NEWNET)", err)})
 			return
 		}
 		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 		if err != nil {
-			ch <- result{err: err}
+			answer(result{err: err})
 			return
 		}
 		defer h.Close()
 		// A route dump must work before link failures mean anything
 		// (qemu-user, for one, cannot translate every netlink socket).
 		if _, err := h.LinkList(); err != nil {
-			ch <- result{err: fmt.Errorf("netlink: %w", err)}
+			answer(result{err: fmt.Errorf("netlink: %w", err)})
 			return
 		}
 		m := map[string]error{}
@@ -113,14 +115,14 @@ func probeLinks() (map[string]error, error) {
 			for _, k := range []string{"macvlan", "ipvlan", "8021q"} {
 				m[k] = errNoParent
 			}
-			ch <- result{m: m}
+			answer(result{m: m})
 			return
 		}
 		idx := parent.Attrs().Index
 		m["macvlan"] = h.LinkAdd(&netlink.Macvlan{LinkAttrs: netlink.LinkAttrs{Name: "probemv", ParentIndex: idx}, Mode: netlink.MACVLAN_MODE_BRIDGE})
 		m["ipvlan"] = h.LinkAdd(&netlink.IPVlan{LinkAttrs: netlink.LinkAttrs{Name: "probeiv", ParentIndex: idx}, Mode: netlink.IPVLAN_MODE_L2})
 		m["8021q"] = h.LinkAdd(&netlink.Vlan{LinkAttrs: netlink.LinkAttrs{Name: "probevl", ParentIndex: idx}, VlanId: 5})
-		ch <- result{m: m}
+		answer(result{m: m})
 	}()
 	r := <-ch
 	return r.m, r.err

@@ -50,8 +50,9 @@ func probePivotRoot() error {
 			ch <- err
 			return
 		}
-		defer back()
-		ch <- pivotInScratchNamespace()
+		err = pivotInScratchNamespace()
+		back() // before answering: the caller may look at /proc right away
+		ch <- err
 	}()
 	return <-ch
 }
