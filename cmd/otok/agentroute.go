@@ -98,4 +98,4 @@ func needsAgentMsg(policy string) error {
 	return usagef("--restart %s: restart policies are applied by the agent, and none is running (start 'otok agent', or use --restart no)", policy)
 }
 
-var errNoAgentRestart = fmt.Errorf("restart: needs the agent (without it: otok stop, then otok start a created container, or rm and run again)")
+var errNoAgentRestart = fmt.Errorf("restart: needs the agent (without it: otok stop, then otok start)")
