@@ -8,22 +8,16 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/otok/otok/test/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-	tmpDirs []string
-)
+var tmpDirs []string
 
 func TestMain(m *testing.M) {
 	if os.Getenv("OTOK_SEC_SLEEPER") == "1" {
@@ -37,6 +31,7 @@ func TestMain(m *testing.M) {
 	for _, d := range tmpDirs {
 		os.RemoveAll(d)
 	}
+	testenv.Cleanup()
 	os.Exit(code)
 }
 
@@ -50,23 +45,7 @@ func requireRoot(t *testing.T) {
 // otokBin is $OTOK_BIN or a static build of ./cmd/otok.
 func otokBin(t testing.TB) string {
 	t.Helper()
-	if b := os.Getenv("OTOK_BIN"); b != "" {
-		return b
-	}
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "otok-sec-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		tmpDirs = append(tmpDirs, dir)
-		binPath = filepath.Join(dir, "otok")
-		binErr = goBuild(binPath, "github.com/otok/otok/cmd/otok", runtime.GOARCH)
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
+	return testenv.Otok(t) // $OTOK_BIN, or built once like make build
 }
 
 func goBuild(out, pkg, goarch string) error {
