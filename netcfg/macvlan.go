@@ -16,18 +16,17 @@ var macvlanModes = map[string]netlink.MacvlanMode{
 }
 
 // createMacvlan creates a macvlan on parent (host namespace) directly
-// inside the container's namespace, named ifname, with the container's MAC.
+// inside the container's namespace, named ifname there (addLinkInto), with
+// the container's MAC.
 // In passthru mode the kernel gives it the parent's MAC instead.
 func createMacvlan(host, ctr *nsHandle, parent netlink.Link, ifname, mode string, mac net.HardwareAddr) error {
 	la := netlink.NewLinkAttrs()
-	la.Name = ifname
 	la.ParentIndex = parent.Attrs().Index
-	la.Namespace = ctr.fd()
 	la.MTU = parent.Attrs().MTU
 	if mode != "passthru" {
 		la.HardwareAddr = mac
 	}
-	if err := host.h.LinkAdd(&netlink.Macvlan{LinkAttrs: la, Mode: macvlanModes[mode]}); err != nil {
+	if err := addLinkInto(host, ctr, &netlink.Macvlan{LinkAttrs: la, Mode: macvlanModes[mode]}, ifname); err != nil {
 		return fmt.Errorf("create macvlan on %s: %w", parent.Attrs().Name, err)
 	}
 	return nil
