@@ -1,15 +1,18 @@
 package board
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // These tests compare Check's report with what the kernel says through
-// other means (iproute2, /proc, statfs via stat(1)), never with constants.
+// other means (iproute2, /proc, statfs(2)), never with constants.
 
 func feature(t *testing.T, r *Report, group, name string) Feature {
 	t.Helper()
@@ -54,12 +57,20 @@ func TestCheckFilesystemsMatchProc(t *testing.T) {
 }
 
 func TestCheckCgroupVersionMatchesStatfs(t *testing.T) {
+	// statfs(2) itself, not stat -f: busybox's stat has no -f, and the
+	// routers (and the qemu guests) have busybox.
 	stat := func(p string) string {
-		out, err := exec.Command("stat", "-f", "-c", "%T", p).Output()
-		if err != nil {
+		var st unix.Statfs_t
+		if err := unix.Statfs(p, &st); err != nil {
 			return ""
 		}
-		return strings.TrimSpace(string(out))
+		switch uint32(st.Type) {
+		case unix.CGROUP2_SUPER_MAGIC:
+			return "cgroup2fs"
+		case unix.TMPFS_MAGIC:
+			return "tmpfs"
+		}
+		return fmt.Sprintf("0x%x", uint32(st.Type))
 	}
 	root := stat("/sys/fs/cgroup")
 	if root == "" {
