@@ -18,7 +18,9 @@ import (
 // agent is down: the container keeps writing to the file. The agent keeps
 // each file to about log_size (default 64 KiB) by punching a hole over the
 // oldest part every TrimInterval (fallocate PUNCH_HOLE frees the tmpfs
-// pages; writers are unaffected and nothing is copied). While no agent
+// pages; writers are unaffected and nothing is copied). The hole is a
+// whole number of pages (4 KiB on most routers, 16 KiB on some MIPS
+// kernels), so a file keeps between log_size and log_size + one page. While no agent
 // runs, a file grows without trimming: the bound is the output of those
 // seconds, and the tmpfs size.
 
@@ -47,7 +49,8 @@ func (a *Agent) trimLogs() {
 func trimFile(path string, keep int64) {
 	// look before opening: an idle agent must not even open files for
 	// writing (on some filesystems closing one starts a flush)
-	if fi, err := os.Stat(path); err != nil || fi.Size()-keep < 4096 {
+	page := int64(os.Getpagesize())
+	if fi, err := os.Stat(path); err != nil || fi.Size()-keep < page {
 		return
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
@@ -59,7 +62,9 @@ func trimFile(path string, keep int64) {
 	if err != nil {
 		return
 	}
-	cut := (fi.Size() - keep) &^ 4095
+	// whole pages only: a partial page would be zeroed, not freed, and
+	// SEEK_DATA would still report it as data
+	cut := (fi.Size() - keep) &^ (page - 1)
 	if cut <= 0 {
 		return
 	}
@@ -67,23 +72,41 @@ func trimFile(path string, keep int64) {
 }
 
 // logStart returns the offset of the first byte kept in f: after the
-// punched hole, at a line start.
+// punched hole, at a line start. SEEK_DATA reports holes at the
+// filesystem's granularity (a page; tmpfs pages are 16 KiB on some MIPS
+// kernels), and a hole punched by another tool or with another page size
+// may end inside a block that reads as zeros: skip those NULs, then the
+// partial line after them.
 func logStart(f *os.File) int64 {
 	off, err := unix.Seek(int(f.Fd()), 0, unix.SEEK_DATA)
-	if err != nil || off < 0 {
+	if err != nil || off <= 0 {
 		return 0
 	}
-	if off == 0 {
-		return 0
-	}
-	// skip zeros left in a partial page and the partial first line
 	buf := make([]byte, 4096)
-	n, _ := f.ReadAt(buf, off)
-	b := buf[:n]
-	if i := bytes.IndexByte(b, '\n'); i >= 0 {
-		return off + int64(i) + 1
+	zeros := true
+	for {
+		n, _ := f.ReadAt(buf, off)
+		if n == 0 {
+			return off
+		}
+		b := buf[:n]
+		if zeros {
+			i := 0
+			for i < len(b) && b[i] == 0 {
+				i++
+			}
+			off += int64(i)
+			b = b[i:]
+			if len(b) == 0 {
+				continue
+			}
+			zeros = false
+		}
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			return off + int64(i) + 1
+		}
+		off += int64(len(b))
 	}
-	return off
 }
 
 // Logs is the logs op: the kept output (last Tail lines), then (Follow)
