@@ -24,13 +24,18 @@ func TestVLANOnDemand(t *testing.T) {
 	need(t)
 	r := newRouter(t)
 	needKind(t, r, "vlan", "id", "4000")
-	h := r.hosts["lan2"]
-	for _, v := range []string{"10", "20"} {
-		sh(t, "ip", "-n", h, "link", "add", "link", "eth0", "name", "eth0."+v, "type", "vlan", "id", v)
-		sh(t, "ip", "-n", h, "link", "set", "eth0."+v, "up")
-	}
+	// Behind lan2: a host on VLAN 10 and another one on VLAN 20, in the
+	// same subnet. They must be two machines (namespaces): one namespace
+	// with both addresses answers for either on any interface (Linux's
+	// weak host model, arp_ignore=0), which made VLAN 20 "reachable"
+	// from VLAN 10 on every kernel with 8021q.
+	h, h20 := r.hosts["lan2"], newNS(t, "lan2v20")
+	sh(t, "ip", "-n", h, "link", "add", "link", "eth0", "name", "eth0.10", "type", "vlan", "id", "10")
+	sh(t, "ip", "-n", h, "link", "add", "link", "eth0", "name", "eth0.20", "netns", h20, "type", "vlan", "id", "20")
+	sh(t, "ip", "-n", h, "link", "set", "eth0.10", "up")
+	sh(t, "ip", "-n", h20, "link", "set", "eth0.20", "up")
 	sh(t, "ip", "-n", h, "addr", "add", "10.10.0.1/24", "dev", "eth0.10")
-	sh(t, "ip", "-n", h, "addr", "add", "10.10.0.9/24", "dev", "eth0.20") // same subnet, other VLAN
+	sh(t, "ip", "-n", h20, "addr", "add", "10.10.0.9/24", "dev", "eth0.20") // same subnet, other VLAN
 	a, b := newContainer(t, "va"), newContainer(t, "vb")
 	if _, err := r.attach(t, a, "macvlan:lan2.10", []string{"10.10.0.5/24"}); err != nil {
 		t.Fatal(err)
@@ -47,6 +52,19 @@ func TestVLANOnDemand(t *testing.T) {
 	if err := pingOK(a.ns, "10.10.0.9"); err == nil {
 		t.Error("VLAN 20 host reachable from VLAN 10")
 	}
+	// The VLAN 20 host is there: a container on lan2.20 reaches it (and
+	// not the VLAN 10 one).
+	c := newContainer(t, "vc")
+	if _, err := r.attach(t, c, "macvlan:lan2.20", []string{"10.10.0.7/24"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pingOK(c.ns, "10.10.0.9"); err != nil {
+		t.Errorf("VLAN 20 host unreachable from VLAN 20: %v", err)
+	}
+	if err := pingOK(c.ns, "10.10.0.1"); err == nil {
+		t.Error("VLAN 10 host reachable from VLAN 20")
+	}
+	r.detach(t, c)
 	r.detach(t, a)
 	if !strings.Contains(links(t, r.ns), "lan2.10") {
 		t.Error("lan2.10 removed while vb still uses it")

@@ -6,7 +6,8 @@
 //	true, false          exit 0 / 1
 //	exit N               exit with status N
 //	sleep SECONDS        sleep (fractions allowed)
-//	memhog MIB           allocate and touch MIB MiB, then sleep (OOM tests)
+//	memhog MIB           lock its own program text in memory, allocate and
+//	                     touch MIB MiB, then sleep (OOM tests)
 //	forkbomb N           start N sleeping children (pids limit tests); exit 0
 //	                     if all started, 1 if one fails
 //	udpecho PORT         echo UDP datagrams forever
@@ -60,6 +61,11 @@ func run(name string, a []string) int {
 		return 0
 	case "memhog":
 		mib, _ := strconv.Atoi(arg(a, 0))
+		if n, err := lockFileMappings(); err != nil {
+			fmt.Fprintf(os.Stderr, "memhog: mlock of the program text: %v (an OOM may turn into a refault livelock)\n", err)
+		} else {
+			fmt.Printf("memhog: %d KiB of program text locked\n", n>>10)
+		}
 		var keep [][]byte
 		for i := 0; i < mib; i++ {
 			b := make([]byte, 1<<20)
