@@ -20,13 +20,24 @@ type GCOptions struct {
 // versions of each name, and sweeps temp files. It returns what it removed
 // (or would remove, with DryRun) and the bytes freed.
 func (s *Store) GC(ctx context.Context, opt GCOptions) ([]*Image, int64, error) {
+	rm, freed, err := s.GCImages(ctx, opt)
+	var imgs []*Image
+	for _, r := range rm {
+		imgs = append(imgs, r.Image)
+	}
+	return imgs, freed, err
+}
+
+// GCImages is GC that reports per image what was freed (0 for a name whose
+// content another name still holds).
+func (s *Store) GCImages(ctx context.Context, opt GCOptions) ([]Removed, int64, error) {
 	unlock, err := s.lock(ctx) // also sweeps tmp/
 	if err != nil {
 		return nil, 0, err
 	}
 	defer unlock()
 	imgs, lerrs := s.List()
-	var removed []*Image
+	var removed []Removed
 	var freed int64
 	var errs []error
 	seen := map[string]int{}
@@ -54,10 +65,12 @@ func (s *Store) GC(ctx context.Context, opt GCOptions) ([]*Image, int64, error) 
 			}
 		}
 		refs[img.Digest]--
-		removed = append(removed, img)
+		r := Removed{Image: img}
 		if last {
-			freed += img.Info.DiskBytes
+			r.Freed = img.Info.DiskBytes
+			freed += r.Freed
 		}
+		removed = append(removed, r)
 	}
 	return removed, freed, errors.Join(append(lerrs, errs...)...)
 }

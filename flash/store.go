@@ -872,23 +872,55 @@ func (s *Store) addCounters(written int64) {
 	}
 }
 
+// Removed is one image taken out by RemoveImage or GCImages. Freed is the
+// size of the content that went with it: 0 when another NAME:VERSION
+// still shares the content (only the manifest went).
+type Removed struct {
+	Image *Image
+	Freed int64
+}
+
 // Remove deletes an image: it disappears from images/ in one rename, then
 // its files are deleted. inUse, when set, vetoes images still referenced.
 func (s *Store) Remove(ctx context.Context, ref string, inUse func(digest string) bool) (*Image, error) {
+	r, err := s.RemoveImage(ctx, ref, inUse)
+	return r.Image, err
+}
+
+// RemoveImage is Remove that also reports what was freed.
+func (s *Store) RemoveImage(ctx context.Context, ref string, inUse func(digest string) bool) (Removed, error) {
 	unlock, err := s.lock(ctx)
 	if err != nil {
-		return nil, err
+		return Removed{}, err
 	}
 	defer unlock()
 	img, err := s.Resolve(ref)
 	if err != nil {
-		return nil, err
+		return Removed{}, err
 	}
 	if inUse != nil && inUse(img.Digest) {
-		return nil, fmt.Errorf("image %s (%s): in use", img.Ref(), img.Digest[:12])
+		return Removed{}, fmt.Errorf("image %s (%s): in use", img.Ref(), img.Digest[:12])
 	}
-	_, err = s.removeLocked(img)
-	return img, err
+	freed, err := s.removeLocked(img)
+	r := Removed{Image: img}
+	if freed {
+		r.Freed = img.Info.DiskBytes
+	}
+	return r, err
+}
+
+// ContentBytes is the disk size of the distinct contents among imgs: an
+// image stored under several names counts once.
+func ContentBytes(imgs []*Image) int64 {
+	seen := map[string]bool{}
+	var n int64
+	for _, i := range imgs {
+		if !seen[i.Digest] {
+			seen[i.Digest] = true
+			n += i.Info.DiskBytes
+		}
+	}
+	return n
 }
 
 // removeLocked removes one image. When other names still share its

@@ -56,16 +56,22 @@ func runDf(ctx context.Context, e *env, args []string) error {
 	d := dfJSON{Store: st.Root(), FSTotal: sp.Total, FSAvail: sp.Avail, Reserve: sp.Reserve, Usable: sp.Usable(),
 		Imports: c.Imports, BytesWritten: c.BytesWritten, TempEntries: len(st.TempEntries()), Images: []imageJSON{}}
 	users := imageUsers(e)
+	// An image stored under several names holds one content: count it once.
+	d.StoreBytes = flash.ContentBytes(imgs)
+	contents := map[string]int{}
 	for _, i := range imgs {
-		j := imgJSON(e, i, users)
-		d.StoreBytes += j.Disk
-		d.Images = append(d.Images, j)
+		contents[i.Digest]++
+		d.Images = append(d.Images, imgJSON(e, i, users))
 	}
 	if *asJSON {
 		return writeJSON(e.stdout, d)
 	}
 	h := flash.HumanBytes
-	fmt.Fprintf(e.stdout, "store     %s: %s in %d image(s)\n", d.Store, h(d.StoreBytes), len(d.Images))
+	shared := ""
+	if len(contents) < len(d.Images) {
+		shared = fmt.Sprintf(" (%d distinct content(s); SIZE of a shared one is counted once)", len(contents))
+	}
+	fmt.Fprintf(e.stdout, "store     %s: %s in %d image(s)%s\n", d.Store, h(d.StoreBytes), len(d.Images), shared)
 	fmt.Fprintf(e.stdout, "flash     %s total, %s free, reserve %s, usable for images %s\n", h(d.FSTotal), h(d.FSAvail), h(d.Reserve), h(d.Usable))
 	fmt.Fprintf(e.stdout, "written   %s by %d import(s) since the store was created\n", h(d.BytesWritten), d.Imports)
 	if d.TempEntries > 0 {

@@ -636,7 +636,7 @@ func runImageRm(ctx context.Context, e *env, sc *command, args []string) error {
 	}
 	var errs []error
 	for _, ref := range args {
-		img, err := st.Remove(ctx, ref, check)
+		r, err := st.RemoveImage(ctx, ref, check)
 		if err != nil {
 			if !*force && strings.Contains(err.Error(), "in use") {
 				err = fmt.Errorf("%w by %s (remove the container first, or --force)", err, strings.Join(imageUsers(e)(mustDigest(st, ref)), ", "))
@@ -644,9 +644,18 @@ func runImageRm(ctx context.Context, e *env, sc *command, args []string) error {
 			errs = append(errs, err)
 			continue
 		}
-		fmt.Fprintf(e.stdout, "removed %s (sha256:%s, %s freed)\n", img.Ref(), img.Digest, flash.HumanBytes(img.Info.DiskBytes))
+		fmt.Fprintf(e.stdout, "removed %s (sha256:%s, %s)\n", r.Image.Ref(), r.Image.Digest, freedText(r))
 	}
 	return errors.Join(errs...)
+}
+
+// freedText says what removing an image gave back: its size, or nothing
+// when another name still holds the same content.
+func freedText(r flash.Removed) string {
+	if r.Freed == 0 && r.Image.Info.DiskBytes > 0 {
+		return "content shared with another name, nothing freed"
+	}
+	return flash.HumanBytes(r.Freed) + " freed"
 }
 
 func mustDigest(st *flash.Store, ref string) string {
@@ -671,13 +680,13 @@ func runImageGC(ctx context.Context, e *env, sc *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	removed, freed, err := st.GC(ctx, flash.GCOptions{Keep: *keep, InUse: inUse(e), DryRun: *dry})
+	removed, freed, err := st.GCImages(ctx, flash.GCOptions{Keep: *keep, InUse: inUse(e), DryRun: *dry})
 	verb := "removed"
 	if *dry {
 		verb = "would remove"
 	}
-	for _, img := range removed {
-		fmt.Fprintf(e.stdout, "%s %s (sha256:%s, %s)\n", verb, img.Ref(), img.Digest[:12], flash.HumanBytes(img.Info.DiskBytes))
+	for _, r := range removed {
+		fmt.Fprintf(e.stdout, "%s %s (sha256:%s, %s)\n", verb, r.Image.Ref(), r.Image.Digest[:12], freedText(r))
 	}
 	fmt.Fprintf(e.stdout, "%s %d image(s), %s\n", verb, len(removed), flash.HumanBytes(freed))
 	return err

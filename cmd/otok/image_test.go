@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -115,5 +116,63 @@ func TestParseHelpers(t *testing.T) {
 	pos, err := parseAll(fs, []string{"a", "--verify", "b", "--", "--c"})
 	if err != nil || !*v || strings.Join(pos, " ") != "a b --c" {
 		t.Errorf("parseAll: %v %v %v", pos, *v, err)
+	}
+}
+
+// TestRmAndDfSharedContent: one squashfs under several names. df counts
+// it once; rm of a name whose content another name holds frees nothing and
+// says so; rm of the last name frees the size; gc reports the same way.
+func TestRmAndDfSharedContent(t *testing.T) {
+	if _, err := exec.LookPath("mksquashfs"); err != nil {
+		t.Skip("skipped: mksquashfs not installed")
+	}
+	e, key := imageWorld(t)
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "data"), bytes.Repeat([]byte("otok shared content "), 4096), 0o644)
+	g := []string{"--store", e.store, "--keys", e.keys, "--state", e.state}
+	otok := func(args ...string) string {
+		t.Helper()
+		code, o, stderr := run(t, append(g, args...)...)
+		if code != 0 {
+			t.Fatalf("otok %v: exit %d %s %s", args, code, o, stderr)
+		}
+		return o
+	}
+	for _, ref := range []string{"a:1", "b:1", "c:2"} {
+		name, v, _ := strings.Cut(ref, ":")
+		out := filepath.Join(t.TempDir(), name+".otok")
+		if _, err := flash.Build(context.Background(), flash.BuildOptions{From: src, Name: name, Version: v, Key: key, Out: out, Created: 1}); err != nil {
+			t.Fatal(err)
+		}
+		otok("image", "import", out)
+	}
+	st, _ := openStore(e, "")
+	imgs, _ := st.List()
+	if len(imgs) != 3 || imgs[0].Digest != imgs[2].Digest {
+		t.Fatalf("want one content under three names: %v", imgs)
+	}
+	size := imgs[0].Info.DiskBytes
+	var d dfJSON
+	if err := json.Unmarshal([]byte(otok("df", "--json")), &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.StoreBytes != size || len(d.Images) != 3 {
+		t.Fatalf("df: store %d bytes in %d images, want %d in 3", d.StoreBytes, len(d.Images), size)
+	}
+	if o := otok("df"); !strings.Contains(o, "1 distinct content") {
+		t.Fatalf("df does not say the content is shared:\n%s", o)
+	}
+	for _, tc := range []struct{ args, want, notWant string }{
+		{"image rm a", "removed a:1 (sha256:" + imgs[0].Digest + ", content shared with another name, nothing freed)", "MiB freed"},
+		{"image gc --dry-run", "would remove b:1 (sha256:" + imgs[0].Digest[:12] + ", content shared with another name, nothing freed)", ""},
+		{"image rm b:1", "nothing freed", ""},
+		{"df --json", `"store_bytes": ` + strconv.FormatInt(size, 10), ""},
+		{"image rm c", "removed c:2 (sha256:" + imgs[0].Digest + ", " + flash.HumanBytes(size) + " freed)", "nothing freed"},
+		{"df --json", `"store_bytes": 0`, ""},
+	} {
+		o := otok(strings.Fields(tc.args)...)
+		if !strings.Contains(o, tc.want) || tc.notWant != "" && strings.Contains(o, tc.notWant) {
+			t.Fatalf("otok %s:\n%s\nwant %q", tc.args, o, tc.want)
+		}
 	}
 }
