@@ -101,9 +101,11 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	if o.Created == 0 {
 		o.Created = time.Now().Unix()
 		if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
-			if v, err := strconv.ParseInt(s, 10, 64); err == nil {
-				o.Created = v
+			v, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || v < 0 || v > 1<<32-1 {
+				return nil, fmt.Errorf("%s: SOURCE_DATE_EPOCH=%q is not a Unix time (seconds, 0…4294967295 for squashfs)", subject, s)
 			}
+			o.Created = v
 		}
 	}
 	work, err := os.MkdirTemp(o.TmpDir, "otok-build-")
@@ -321,6 +323,12 @@ func mksquashfs(ctx context.Context, src, out, arch string, o BuildOptions) (str
 		args = append(args, "-all-root")
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
+	// The times are given on the command line (from --created, else
+	// SOURCE_DATE_EPOCH, else now). mksquashfs ≥ 4.5 also reads
+	// SOURCE_DATE_EPOCH and refuses it together with -mkfs-time/-all-time,
+	// so the child does not inherit it: one source for the timestamps,
+	// whatever mksquashfs version is installed.
+	cmd.Env = withoutEnv(os.Environ(), "SOURCE_DATE_EPOCH")
 	var outBuf strings.Builder
 	if o.Verbose != nil {
 		cmd.Stdout, cmd.Stderr = o.Verbose, o.Verbose
@@ -332,6 +340,22 @@ func mksquashfs(ctx context.Context, src, out, arch string, o BuildOptions) (str
 		return "", fmt.Errorf("mksquashfs: %v\n%s", err, outBuf.String())
 	}
 	return bcj, nil
+}
+
+// withoutEnv returns env without the variables named.
+func withoutEnv(env []string, names ...string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		drop := false
+		for _, n := range names {
+			drop = drop || k == n
+		}
+		if !drop {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 func copyFile(src, dst string) error {
