@@ -95,7 +95,84 @@ func limitProbes() []probe {
 			}
 			return blocked("wrote %d MiB to %s, then %v [cap %d MiB]", n, p, errString(err), cfg.tmpfsMB)
 		}},
+		{"exhaust_tmpfs_mounts", exhaustTmpfsMounts},
 	}
+}
+
+// exhaustTmpfsMounts fills every writable tmpfs the container has (/dev/shm,
+// /tmp, /run, …: each has its own size, larger together than the memory
+// limit) from a child: their pages are RAM, charged to the container's
+// memory cgroup, so all of them together must not hold more than the
+// memory limit. The child prints one line per MiB written and is the OOM
+// killer's first choice (oom_score_adj 1000); the files are removed here
+// as soon as it is gone.
+func exhaustTmpfsMounts() result {
+	if cfg.memMB == 0 {
+		return blocked("no -mem-mb given")
+	}
+	mounts := writableTmpfs()
+	if len(mounts) == 0 {
+		return blocked("no writable tmpfs mount besides the root")
+	}
+	cmd := exec.Command("/proc/self/exe", append([]string{"-sub", "fill-tmpfs", strconv.Itoa(cfg.memMB + 8)}, mounts...)...)
+	out, err := cmd.Output()
+	for _, m := range mounts {
+		os.Remove(m + "/probe-fill-tmpfs")
+	}
+	per := map[string]int{}
+	total := 0
+	var last string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if m, ok := strings.CutPrefix(l, "M "); ok {
+			per[m]++
+			total++
+		} else if l != "" {
+			last = l
+		}
+	}
+	var parts []string
+	for _, m := range mounts {
+		parts = append(parts, fmt.Sprintf("%s %d", m, per[m]))
+	}
+	how := "child exited: " + last
+	if ee, ok := err.(*exec.ExitError); ok {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			how = fmt.Sprintf("child killed by signal %d", int(ws.Signal()))
+		}
+	} else if err != nil {
+		how = "child: " + err.Error()
+	}
+	if total > cfg.memMB {
+		return allowed("held %d MiB in tmpfs mounts [%s], memory limit %d MiB; %s", total, strings.Join(parts, ", "), cfg.memMB, how)
+	}
+	return blocked("%d MiB in tmpfs mounts [%s MiB], then %s [memory limit %d MiB]", total, strings.Join(parts, ", "), how, cfg.memMB)
+}
+
+// writableTmpfs lists the container's read-write tmpfs mount points other
+// than the root.
+func writableTmpfs() []string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, l := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(l, " - ")
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(f) < 6 || len(g) < 1 || g[0] != "tmpfs" || f[4] == "/" || seen[f[4]] {
+			continue
+		}
+		rw := false
+		for _, o := range strings.Split(f[5], ",") {
+			rw = rw || o == "rw"
+		}
+		if rw && syscall.Access(f[4], 2) == nil {
+			seen[f[4]] = true
+			out = append(out, f[4])
+		}
+	}
+	return out
 }
 
 // sub runs a helper role in a child process (re-executed probe).
@@ -146,6 +223,33 @@ func sub(role string, args []string) int {
 		}
 		fmt.Println(vmHWM())
 		_ = keep
+	case "fill-tmpfs":
+		// args: cap MiB, then the mount points; one "M <mount>" line per
+		// MiB written, mount after mount, until cap or every one is full.
+		os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0)
+		capMB, _ := strconv.Atoi(args[0])
+		buf := make([]byte, 1<<20)
+		for i := range buf {
+			buf[i] = byte(i*7 + 1)
+		}
+		n := 0
+		for _, m := range args[1:] {
+			f, err := os.OpenFile(m+"/probe-fill-tmpfs", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+			if err != nil {
+				fmt.Printf("create %s: %v\n", m, err)
+				continue
+			}
+			for n < capMB {
+				if _, err := f.Write(buf); err != nil {
+					fmt.Printf("%s full after its MiB: %v\n", m, err)
+					break
+				}
+				n++
+				fmt.Printf("M %s\n", m)
+			}
+			f.Close()
+		}
+		fmt.Printf("done %d MiB\n", n)
 	case "sleep":
 		time.Sleep(60 * time.Second)
 	default:
