@@ -1,12 +1,15 @@
 package agent
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/otok/otok/flash"
 )
@@ -131,26 +134,65 @@ func imageInfo(img *flash.Image) ImageInfo {
 	return i
 }
 
-func (f *FlashStore) Import(ctx context.Context, path string) (*ImageInfo, error) {
+// Import imports r.Path as `otok image import` does: a .otok (by its
+// magic, whatever the file is called) is verified against the trusted
+// keys; a bare squashfs or a rootfs tarball carries no signature and needs
+// Name and InsecureSkipVerify.
+func (f *FlashStore) Import(ctx context.Context, r *ImageImportRequest) (*ImageInfo, error) {
 	st, err := f.store()
 	if err != nil {
 		return nil, err
 	}
-	file, err := os.Open(path)
+	file, err := os.Open(r.Path)
 	if err != nil {
-		return nil, Errorf(CodeNotFound, "image %s: %v", path, err)
+		return nil, Errorf(CodeNotFound, "image %s: %v", r.Path, err)
 	}
 	defer file.Close()
+	fi, err := file.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil, Errorf(CodeInvalid, "image %s: not a regular file", r.Path)
+	}
+	br := bufio.NewReaderSize(file, 64<<10)
+	head, _ := br.Peek(8)
+	iopt := flash.ImportOptions{InsecureSkipVerify: r.InsecureSkipVerify, Source: r.Path}
 	var res *flash.ImportResult
-	if strings.HasSuffix(path, ".otok") {
-		res, err = st.ImportOtok(ctx, file, flash.ImportOptions{})
-	} else {
-		res, err = st.ImportRootfsTar(ctx, file, flash.RootfsOptions{})
+	switch {
+	case bytes.HasPrefix(head, flash.OtokMagic[:]):
+		if r.Name != "" || r.Version != "" || r.Arch != "" {
+			return nil, Errorf(CodeInvalid, "image %s: name, version and arch apply to a bare squashfs or tarball; a .otok names itself", r.Path)
+		}
+		res, err = st.ImportOtok(ctx, br, iopt)
+	case bytes.HasPrefix(head, []byte("hsqs")):
+		if r.Name == "" || !r.InsecureSkipVerify {
+			return nil, Errorf(CodeInvalid, "image %s: a bare squashfs carries no signature: it needs a name and insecure (or import a signed .otok)", r.Path)
+		}
+		m := flash.Manifest{Name: r.Name, Version: r.Version, Arch: r.Arch, Created: time.Now().Unix(),
+			Process: flash.Process{Args: []string{"/bin/sh"}}}
+		if m.Version == "" {
+			m.Version = time.Now().UTC().Format("20060102.150405")
+		}
+		if m.Arch == "" {
+			m.Arch = st.Arch()
+		}
+		res, err = st.ImportSquashfs(ctx, br, fi.Size(), m, iopt)
+	default:
+		if r.Name == "" || !r.InsecureSkipVerify {
+			return nil, Errorf(CodeInvalid, "image %s: not a .otok; a rootfs tarball carries no signature: it needs a name and insecure (or build a signed .otok with otok image build)", r.Path)
+		}
+		res, err = st.ImportRootfsTar(ctx, br, flash.RootfsOptions{Name: r.Name, Version: r.Version, Arch: r.Arch,
+			AllowSpecial: r.AllowSpecial, MaxBytes: r.MaxSize, Source: r.Path})
 	}
 	if err != nil {
 		return nil, storeErr(err)
 	}
 	i := imageInfo(res.Image)
+	i.Existed, i.Written = res.Existed, res.BytesWritten
+	if res.Image.Manifest != nil {
+		i.Kind, i.Arch = string(res.Image.Manifest.Kind), res.Image.Manifest.Arch
+	}
+	if res.Image.Signed {
+		i.KeyID = res.Image.KeyID
+	}
 	return &i, nil
 }
 

@@ -191,20 +191,30 @@ func (r *RuntimeAdapter) Stats(ctx context.Context, name string) (Stats, error) 
 		return Stats{}, err
 	}
 	return Stats{Name: name, CPUNanos: uint64(max(s.CPUNanos, 0)), Memory: uint64(max(s.MemoryUsage, 0)),
-		MemoryMax: uint64(max(s.MemoryLimit, 0)), Pids: uint64(max(s.Pids, 0))}, nil
+		MemoryMax: uint64(max(s.MemoryLimit, 0)), Pids: uint64(max(s.Pids, 0)), PidsMax: uint64(max(s.PidsLimit, 0)),
+		OOMKills: uint64(max(s.OOMKills, 0))}, nil
 }
 
 // Update applies new memory, CPU and pids limits to the running
 // container's cgroup (LimitUpdater): the container keeps running, with the
 // same init. Limits the agent's spec does not carry (memory-swap, shares,
 // weight) stay as recorded.
-func (r *RuntimeAdapter) Update(ctx context.Context, name string, memory int64, cpus float64, pids int64) error {
+func (r *RuntimeAdapter) Update(ctx context.Context, name string, l Limits) error {
 	st, err := r.R.State(name)
 	if err != nil {
+		if errors.Is(err, runtime.ErrNotFound) {
+			return &Error{Code: CodeNotFound, Msg: err.Error()}
+		}
 		return err
 	}
 	res := st.Spec.Resources
-	res.Memory, res.CPUs, res.PidsLimit = memory, cpus, pids
+	res.Memory, res.CPUs, res.PidsLimit = l.Memory, l.CPUs, l.Pids
+	switch {
+	case l.MemorySwap != nil:
+		res.MemorySwap = *l.MemorySwap
+	case l.Memory == 0 || res.MemorySwap > 0 && res.MemorySwap < l.Memory:
+		res.MemorySwap = 0 // an old memory+swap below the new memory: the default
+	}
 	return r.R.Update(ctx, name, res)
 }
 

@@ -159,6 +159,8 @@ type Stats struct {
 	Memory    uint64 `cbor:"mem" json:"memory"`
 	MemoryMax uint64 `cbor:"memMax,omitempty" json:"memory_max,omitempty"`
 	Pids      uint64 `cbor:"pids" json:"pids"`
+	PidsMax   uint64 `cbor:"pidsMax,omitempty" json:"pids_max,omitempty"` // 0: no limit
+	OOMKills  uint64 `cbor:"oomKills,omitempty" json:"oom_kills,omitempty"`
 	NetRx     uint64 `cbor:"rx" json:"net_rx"`
 	NetTx     uint64 `cbor:"tx" json:"net_tx"`
 }
@@ -199,9 +201,23 @@ type StatusReply struct {
 	EventSeq   uint64    `cbor:"eventSeq" json:"event_seq"`
 }
 
-// ImageImportRequest imports a file already on the device.
+// ImageImportRequest imports a file already on the device: a signed
+// .otok, or (with Name and InsecureSkipVerify: they carry no signature) a
+// bare squashfs or a rootfs tarball, as `otok image import` takes them.
 type ImageImportRequest struct {
 	Path string `cbor:"path" json:"path"`
+	// Name, Version, Arch describe a bare squashfs or tarball (a .otok
+	// names itself). Version defaults to a timestamp, Arch to the device's.
+	Name    string `cbor:"name,omitempty" json:"name,omitempty"`
+	Version string `cbor:"version,omitempty" json:"version,omitempty"`
+	Arch    string `cbor:"arch,omitempty" json:"arch,omitempty"`
+	// InsecureSkipVerify accepts an unsigned or untrusted image.
+	InsecureSkipVerify bool `cbor:"insecure,omitempty" json:"insecure,omitempty"`
+	// AllowSpecial allows device nodes and setuid files in a tarball.
+	AllowSpecial bool `cbor:"allowSpecial,omitempty" json:"allow_special,omitempty"`
+	// MaxSize caps a tarball's expanded size (0: the free space above the
+	// reserve).
+	MaxSize int64 `cbor:"maxSize,omitempty" json:"max_size,omitempty"`
 }
 
 // ImageRequest names an image (name[:version] or digest).
@@ -216,6 +232,12 @@ type ImageInfo struct {
 	Digest  string `cbor:"digest" json:"digest"`
 	Size    int64  `cbor:"size" json:"size"`
 	InUse   bool   `cbor:"inUse,omitempty" json:"in_use,omitempty"`
+	// Set by image.import:
+	Kind    string `cbor:"kind,omitempty" json:"kind,omitempty"` // otok, squashfs, dir
+	Arch    string `cbor:"arch,omitempty" json:"arch,omitempty"`
+	KeyID   string `cbor:"keyId,omitempty" json:"key_id,omitempty"` // signer; "" = unsigned
+	Existed bool   `cbor:"existed,omitempty" json:"existed,omitempty"`
+	Written int64  `cbor:"written,omitempty" json:"written,omitempty"` // bytes written to flash
 }
 
 // ImageListReply is the answer to image.list.
@@ -295,7 +317,7 @@ func init() {
 	op(OpReload, true, func(ctx context.Context, a *Agent, r *Empty) (any, error) { return a.Reload(ctx) })
 	op(OpStatus, false, func(ctx context.Context, a *Agent, r *Empty) (any, error) { return a.Status(), nil })
 	op(OpImageImport, true, func(ctx context.Context, a *Agent, r *ImageImportRequest) (any, error) {
-		return a.ImageImport(ctx, r.Path)
+		return a.ImageImport(ctx, r)
 	})
 	op(OpImageList, false, func(ctx context.Context, a *Agent, r *Empty) (any, error) { return a.ImageList(ctx) })
 	op(OpImageRemove, true, func(ctx context.Context, a *Agent, r *ImageRequest) (any, error) {

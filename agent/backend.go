@@ -38,7 +38,7 @@ type Runtime interface {
 // LimitUpdater is implemented by runtimes that can change cgroup limits of
 // a running container (profile/limit edits applied live).
 type LimitUpdater interface {
-	Update(ctx context.Context, name string, memory int64, cpus float64, pids int64) error
+	Update(ctx context.Context, name string, l Limits) error
 }
 
 // Proc identifies a process across pid reuse: its pid and its start time
@@ -92,7 +92,7 @@ type Store interface {
 
 // ImageStore is the part of the store behind the image.* and df ops.
 type ImageStore interface {
-	Import(ctx context.Context, path string) (*ImageInfo, error)
+	Import(ctx context.Context, r *ImageImportRequest) (*ImageInfo, error)
 	List(ctx context.Context) ([]ImageInfo, error)
 	Remove(ctx context.Context, ref string) error
 	GC(ctx context.Context, inUse func(digest string) bool) (*GCReply, error)

@@ -189,8 +189,26 @@ func (c *Client) Status(ctx context.Context) (*StatusReply, error) {
 }
 
 func (c *Client) ImageImport(ctx context.Context, path string) (*ImageInfo, error) {
+	return c.ImageImportWith(ctx, &ImageImportRequest{Path: path})
+}
+
+// ImageImportWith imports with options (a bare squashfs or tarball, an
+// unsigned image).
+func (c *Client) ImageImportWith(ctx context.Context, req *ImageImportRequest) (*ImageInfo, error) {
 	var r ImageInfo
-	return &r, c.Call(ctx, OpImageImport, &ImageImportRequest{Path: path}, &r)
+	return &r, c.Call(ctx, OpImageImport, req, &r)
+}
+
+// Update changes a container's limits (see UpdateRequest).
+func (c *Client) Update(ctx context.Context, req *UpdateRequest) (*UpdateReply, error) {
+	var r UpdateReply
+	return &r, c.Call(ctx, OpUpdate, req, &r)
+}
+
+// Kill sends signal ("" = SIGKILL) to a container's init.
+func (c *Client) Kill(ctx context.Context, name, signal string) (*ContainerStatus, error) {
+	var r ContainerStatus
+	return &r, c.Call(ctx, OpKill, &KillRequest{Name: name, Signal: signal}, &r)
 }
 
 func (c *Client) ImageList(ctx context.Context) ([]ImageInfo, error) {

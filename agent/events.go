@@ -23,6 +23,8 @@ const (
 	EvImage     = "image" // installed / removed (Msg)
 	EvReload    = "reload"
 	EvAgentStop = "agent-stop"
+	EvUpdate    = "update" // limits changed (Msg: the new limits)
+	EvKill      = "kill"   // a signal sent through the API (Msg: which)
 )
 
 // Event is one thing that happened, numbered in order.

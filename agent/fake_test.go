@@ -27,6 +27,7 @@ type fakeRT struct {
 	execCode   int
 	execs      int
 	list       []RuntimeState // what List reports
+	failUpdate map[string]error
 }
 
 func newFakeRT() *fakeRT {
@@ -125,8 +126,15 @@ func (f *fakeRT) Stats(ctx context.Context, name string) (Stats, error) {
 
 type fakeUpdater struct{ *fakeRT }
 
-func (f fakeUpdater) Update(ctx context.Context, name string, mem int64, cpus float64, pids int64) error {
-	f.record(fmt.Sprintf("update %s %d", name, mem))
+func (f fakeUpdater) Update(ctx context.Context, name string, l Limits) error {
+	f.mu.Lock()
+	err := f.failUpdate[name]
+	f.mu.Unlock()
+	if err != nil {
+		f.record(fmt.Sprintf("update-failed %s %d", name, l.Memory))
+		return err
+	}
+	f.record(fmt.Sprintf("update %s %d", name, l.Memory))
 	return nil
 }
 

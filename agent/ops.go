@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -315,12 +316,18 @@ func (a *Agent) images() (ImageStore, error) {
 }
 
 // ImageImport imports a file on the device into the store.
-func (a *Agent) ImageImport(ctx context.Context, path string) (*ImageInfo, error) {
+func (a *Agent) ImageImport(ctx context.Context, r *ImageImportRequest) (*ImageInfo, error) {
 	st, err := a.images()
 	if err != nil {
 		return nil, err
 	}
-	info, err := st.Import(ctx, path)
+	if !strings.HasPrefix(r.Path, "/") {
+		return nil, Errorf(CodeInvalid, "image %s: want an absolute path on the device", r.Path)
+	}
+	if r.MaxSize < 0 {
+		return nil, Errorf(CodeInvalid, "image %s: maxSize %d: want bytes ≥ 0", r.Path, r.MaxSize)
+	}
+	info, err := st.Import(ctx, r)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,9 @@ package agent
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -114,6 +116,8 @@ func (a *Agent) reconcile(ctx context.Context, cfg *Config) *ReloadReply {
 			}
 		}()
 	}
+	var failMu sync.Mutex
+	failed := map[string]string{}
 	for _, c := range update {
 		wg.Add(1)
 		go func() {
@@ -121,15 +125,32 @@ func (a *Agent) reconcile(ctx context.Context, cfg *Config) *ReloadReply {
 			a.mu.Lock()
 			s := c.spec
 			a.mu.Unlock()
-			if err := a.opts.Runtime.(LimitUpdater).Update(ctx, c.name, s.Memory, s.CPUs, s.Pids); err != nil {
-				a.log.Printf("container %s: update limits: %v", c.name, err)
+			l := Limits{Memory: s.Memory, CPUs: s.CPUs, Pids: s.Pids}
+			if err := a.opts.Runtime.(LimitUpdater).Update(ctx, c.name, l); err != nil {
+				// the instance keeps its old limits (c.run unchanged: the
+				// next reload tries again); reported, not "updated"
+				msg := fmt.Sprintf("container %s: limits not applied live (it keeps running with the old ones): %v", c.name, err)
+				a.log.Print(msg)
+				failMu.Lock()
+				failed[c.name] = msg
+				failMu.Unlock()
+				a.mu.Lock()
+				c.err = msg
+				a.dirty = true
+				a.notifyLocked()
+				a.mu.Unlock()
+				a.event(Event{Type: EvError, Container: c.name, Msg: msg})
 				return
 			}
 			a.mu.Lock()
 			r := *c.run
 			r.Memory, r.CPUs, r.Pids = s.Memory, s.CPUs, s.Pids
 			c.run = &r
+			if c.err != "" && strings.HasPrefix(c.err, "container "+c.name+": limits not applied live") {
+				c.err = ""
+			}
 			a.mu.Unlock()
+			a.event(Event{Type: EvUpdate, Container: c.name, Msg: limitsString(l, true)})
 		}()
 	}
 	for _, c := range restart {
@@ -150,6 +171,12 @@ func (a *Agent) reconcile(ctx context.Context, cfg *Config) *ReloadReply {
 		}()
 	}
 	wg.Wait()
+	if len(failed) > 0 {
+		r.Updated = slices.DeleteFunc(r.Updated, func(n string) bool { return failed[n] != "" })
+		for n, msg := range failed {
+			r.Errors[n] = msg
+		}
+	}
 	for _, c := range start {
 		a.launchStart(c)
 	}

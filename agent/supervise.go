@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Supervision. Restart policies are docker's:
@@ -91,9 +93,10 @@ type ctr struct {
 	exited             chan struct{} // closed when the current instance has exited
 	healthFails        int
 	healthTimer        Timer
-	waiting            bool   // a start is waiting for dependencies
-	lastErr            string // last start error reported as an event
-	known              bool   // restored from the state file: want is what it was
+	waiting            bool           // a start is waiting for dependencies
+	lastErr            string         // last start error reported as an event
+	known              bool           // restored from the state file: want is what it was
+	killSig            syscall.Signal // last signal sent by the kill op to this instance (0: none)
 }
 
 func (c *ctr) running() bool {
@@ -126,6 +129,7 @@ func (a *Agent) startCtr(ctx context.Context, c *ctr) (err error) {
 	c.gen++
 	gen := c.gen
 	c.stopping = false
+	c.killSig = 0
 	if c.restartTimer != nil {
 		c.restartTimer.Stop()
 		c.restartTimer = nil
@@ -325,7 +329,11 @@ func (a *Agent) onExit(c *ctr, gen uint64, exit *ExitInfo) {
 	if c.spec != nil {
 		policy = c.spec.Restart
 	}
-	stopped := c.stopping || !c.want || a.closing
+	killed := killedByUser(c, exit)
+	if killed {
+		c.userStopped = true // as docker kill: a manual stop
+	}
+	stopped := c.stopping || !c.want || a.closing || killed
 	restart := shouldRestart(policy, exit, stopped, c.failures)
 	var evs []Event
 	evs = append(evs, Event{Type: EvExit, Container: c.name, Exit: exit})
@@ -451,6 +459,9 @@ func sigName(s syscall.Signal) string {
 		return "SIGKILL"
 	case syscall.SIGPWR:
 		return "SIGPWR"
+	}
+	if n := unix.SignalName(s); n != "" {
+		return n
 	}
 	return "signal " + strconv.Itoa(int(s))
 }

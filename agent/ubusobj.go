@@ -475,6 +475,11 @@ func ubusImport(ctx context.Context, u *UbusService, req *ubus.Request) (any, er
 	if r.Path == "" {
 		return nil, Errorf(CodeInvalid, "path: missing (a file on the device)")
 	}
+	if r.InsecureSkipVerify || r.AllowSpecial {
+		// ubus ACLs are coarser than root on the socket: unsigned code
+		// and device nodes are for the CLI (root) only
+		return nil, Errorf(CodePermission, "image %s: insecure and allowSpecial imports are refused over ubus (use otok image import as root)", r.Path)
+	}
 	return u.callOp(ctx, OpImageImport, r)
 }
 

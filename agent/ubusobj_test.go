@@ -26,7 +26,8 @@ type fakeImages struct {
 	imgs []ImageInfo
 }
 
-func (f *fakeImages) Import(ctx context.Context, path string) (*ImageInfo, error) {
+func (f *fakeImages) Import(ctx context.Context, r *ImageImportRequest) (*ImageInfo, error) {
+	path := r.Path
 	if _, err := os.Stat(path); err != nil {
 		return nil, Errorf(CodeNotFound, "image file %s: %v", path, err)
 	}
