@@ -144,25 +144,12 @@ func main() {
 	}
 	fmt.Fprintf(&w, "\n")
 
-	// Probes in the qemu guests (SUMMARY lines; opt-in stage of report.sh).
-	if b, err := os.ReadFile(filepath.Join(*in, "qemu.txt")); err == nil && len(b) > 0 {
-		fmt.Fprintf(&w, "### In the qemu guests (cgroup v2 kernels)\n\n| arch | mode | probes | allowed | which |\n|---|---|---|---|---|\n")
-		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			kv := map[string]string{}
-			for _, f := range strings.Fields(l)[1:] {
-				k, v, _ := strings.Cut(f, "=")
-				kv[k] = v
-			}
-			mode := strings.ReplaceAll(kv["mode"], "_", " ")
-			if n, _ := strconv.Atoi(kv["allowed"]); n > 0 && (mode == "default" || mode == "userns") {
-				allowed += n
-			}
-			fmt.Fprintf(&w, "| %s | %s | %s | %s | %s |\n", kv["arch"], mode, kv["probes"], kv["allowed"], kv["list"])
-		}
-		if nb, err := os.ReadFile(filepath.Join(*in, "qemu-notes.txt")); err == nil && len(nb) > 0 {
-			fmt.Fprintf(&w, "\nWorked around in the guests: %s\n", md(strings.Join(strings.Split(strings.TrimSpace(string(nb)), "\n"), "; "), 600))
-		}
-		fmt.Fprintf(&w, "\n")
+	// Probes in the qemu guests (opt-in stage of report.sh): VERDICT lines
+	// from each guest's console, one status line per guest run.
+	if st, err := os.ReadFile(filepath.Join(*in, "qemu-status.txt")); err == nil && len(st) > 0 {
+		n, text := guestTable(*in, strings.TrimSpace(string(st)), order, byProbe)
+		allowed += n
+		w.WriteString(text)
 	}
 
 	// Hostile inputs.
@@ -298,4 +285,137 @@ func md(s string, max int) string {
 		s = s[:max] + "…"
 	}
 	return s
+}
+
+// guestTable renders the probes run in the qemu guests: one column per
+// arch (its three modes in one cell), the host's amd64 column beside them
+// for comparison, and the runs' exit status and duration. It returns the
+// number of allowed or missing verdicts in default and userns modes: a
+// probe the host ran that a guest gave no verdict for (its run failed or
+// stopped early) counts as allowed, as on the host.
+func guestTable(in, status string, order []string, host map[string]map[string]probeRec) (int, string) {
+	type run struct{ arch, exit, secs string }
+	var runs []run
+	for _, l := range strings.Split(status, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 3 {
+			runs = append(runs, run{f[0], f[1], f[2]})
+		}
+	}
+	got := map[string]map[string]map[string]string{} // arch → probe → mode → verdict
+	details := map[string]string{}
+	if b, err := os.ReadFile(filepath.Join(in, "qemu-verdicts.txt")); err == nil {
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			head, detail, _ := strings.Cut(l, " detail=")
+			kv := map[string]string{}
+			for _, f := range strings.Fields(head)[1:] {
+				k, v, _ := strings.Cut(f, "=")
+				kv[k] = v
+			}
+			a, p, m := kv["arch"], kv["probe"], strings.ReplaceAll(kv["mode"], "+", " ")
+			if got[a] == nil {
+				got[a] = map[string]map[string]string{}
+			}
+			if got[a][p] == nil {
+				got[a][p] = map[string]string{}
+			}
+			got[a][p][m] = kv["verdict"]
+			if kv["verdict"] != "blocked" && details[a+" "+p] == "" {
+				details[a+" "+p] = m + ": " + detail
+			}
+		}
+	}
+	modes := []string{"default", "userns", "cap-add NET_ADMIN"}
+	cell := func(vs map[string]string, strictOnly bool) (string, int) {
+		bad := 0
+		var parts []string
+		all := true
+		for _, m := range modes {
+			v, ok := vs[m]
+			if !ok {
+				if m == "cap-add NET_ADMIN" && strictOnly {
+					continue
+				}
+				v = "missing"
+			}
+			if v != "blocked" {
+				all = false
+				if m == "default" || m == "userns" {
+					bad++
+				}
+				parts = append(parts, m+": **"+v+"**")
+			}
+		}
+		if all {
+			return "blocked", 0
+		}
+		return strings.Join(parts, ", "), bad
+	}
+	var w strings.Builder
+	total := 0
+	fmt.Fprintf(&w, "### In the qemu guests (cgroup v2-only kernels, test/qemu)\n\n")
+	fmt.Fprintf(&w, "The same probe program cross-built for each guest, the probe image built on the host and shipped with the test binary by `otok-qemu-exec`, run with the guest's otok in the three modes. A cell is `blocked` when every mode blocked the probe; otherwise it names the modes that did not (`missing`: no verdict came back, counted as allowed in default and userns).\n\n")
+	fmt.Fprintf(&w, "| guest run | exit | duration | verdicts |\n|---|---|---|---|\n")
+	for _, r := range runs {
+		n := 0
+		for _, vs := range got[r.arch] {
+			n += len(vs)
+		}
+		fmt.Fprintf(&w, "| %s | %s | %ss | %d |\n", r.arch, r.exit, r.secs, n)
+	}
+	fmt.Fprintf(&w, "\n| probe | amd64 (host) |")
+	for _, r := range runs {
+		fmt.Fprintf(&w, " %s |", r.arch)
+	}
+	fmt.Fprintf(&w, " detail (first not blocked in a guest) |\n|---|---|%s---|\n", strings.Repeat("---|", len(runs)))
+	for _, p := range order {
+		hostVs := map[string]string{}
+		for m, r := range host[p] {
+			hostVs[m] = r.Verdict
+		}
+		// The volume-target case runs in default mode only.
+		strictOnly := p == "volume_target_symlink"
+		hc, _ := cell(hostVs, strictOnly)
+		if strictOnly {
+			hc, _ = cellDefault(hostVs)
+		}
+		fmt.Fprintf(&w, "| %s | %s |", p, hc)
+		detail := ""
+		for _, r := range runs {
+			vs := got[r.arch][p]
+			var c string
+			var bad int
+			switch {
+			case strictOnly:
+				c, bad = cellDefault(vs)
+			case len(got[r.arch]) == 0:
+				c, bad = "**missing** (no verdicts)", 2
+			default:
+				c, bad = cell(vs, false)
+			}
+			total += bad
+			fmt.Fprintf(&w, " %s |", c)
+			if d := details[r.arch+" "+p]; d != "" && detail == "" {
+				detail = r.arch + " " + d
+			}
+		}
+		fmt.Fprintf(&w, " %s |\n", md(detail, 120))
+	}
+	if nb, err := os.ReadFile(filepath.Join(in, "qemu-notes.txt")); err == nil && len(nb) > 0 {
+		fmt.Fprintf(&w, "\nWorked around in the guests: %s\n", md(strings.Join(strings.Split(strings.TrimSpace(string(nb)), "\n"), "; "), 600))
+	}
+	fmt.Fprintf(&w, "\nAllowed or missing in the guests (default and userns): %d.\n\n", total)
+	return total, w.String()
+}
+
+// cellDefault is the cell of a default-mode-only probe.
+func cellDefault(vs map[string]string) (string, int) {
+	v, ok := vs["default"]
+	if !ok {
+		v = "missing"
+	}
+	if v == "blocked" {
+		return "blocked", 0
+	}
+	return "default: **" + v + "**", 1
 }
