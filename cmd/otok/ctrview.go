@@ -241,6 +241,8 @@ type statsRow struct {
 	Memory     uint64  `json:"memoryUsage"`
 	MemoryMax  uint64  `json:"memoryLimit"` // 0 = none
 	Pids       uint64  `json:"pids"`
+	PidsMax    uint64  `json:"pidsLimit"` // 0 = none
+	OOMKills   uint64  `json:"oomKills"`  // OOM kills in the container's cgroup
 	NetRx      uint64  `json:"netRx"`
 	NetTx      uint64  `json:"netTx"`
 }
@@ -253,7 +255,8 @@ func statsRows(first, second []agent.Stats, interval time.Duration) []statsRow {
 	}
 	rows := []statsRow{}
 	for _, s := range second {
-		r := statsRow{Name: s.Name, CPUNanos: s.CPUNanos, Memory: s.Memory, MemoryMax: s.MemoryMax, Pids: s.Pids, NetRx: s.NetRx, NetTx: s.NetTx}
+		r := statsRow{Name: s.Name, CPUNanos: s.CPUNanos, Memory: s.Memory, MemoryMax: s.MemoryMax, Pids: s.Pids, PidsMax: s.PidsMax,
+			OOMKills: s.OOMKills, NetRx: s.NetRx, NetTx: s.NetTx}
 		if p, ok := prev[s.Name]; ok && s.CPUNanos >= p {
 			r.CPUPercent = float64(s.CPUNanos-p) / float64(interval.Nanoseconds()) * 100
 		}
@@ -267,14 +270,17 @@ func printStats(w io.Writer, rows []statsRow, asJSON bool) error {
 		return writeIndentedJSON(w, rows)
 	}
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tCPU %\tMEM USAGE / LIMIT\tPIDS\tNET RX / TX")
+	fmt.Fprintln(tw, "NAME\tCPU %\tMEM USAGE / LIMIT\tOOM\tPIDS / LIMIT\tNET RX / TX")
 	for _, x := range rows {
-		limit := "-"
+		limit, plimit := "-", "-"
 		if x.MemoryMax > 0 {
 			limit = humanBytes(int64(x.MemoryMax))
 		}
-		fmt.Fprintf(tw, "%s\t%.1f%%\t%s / %s\t%d\t%s / %s\n", x.Name, x.CPUPercent, humanBytes(int64(x.Memory)), limit, x.Pids,
-			humanBytes(int64(x.NetRx)), humanBytes(int64(x.NetTx)))
+		if x.PidsMax > 0 {
+			plimit = strconv.FormatUint(x.PidsMax, 10)
+		}
+		fmt.Fprintf(tw, "%s\t%.1f%%\t%s / %s\t%d\t%d / %s\t%s / %s\n", x.Name, x.CPUPercent, humanBytes(int64(x.Memory)), limit,
+			x.OOMKills, x.Pids, plimit, humanBytes(int64(x.NetRx)), humanBytes(int64(x.NetTx)))
 	}
 	return tw.Flush()
 }

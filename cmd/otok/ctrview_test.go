@@ -85,14 +85,16 @@ func TestStateText(t *testing.T) {
 
 func TestStatsRows(t *testing.T) {
 	first := []agent.Stats{{Name: "a", CPUNanos: 1e9}}
-	second := []agent.Stats{{Name: "a", CPUNanos: 1e9 + 1e8, Memory: 1 << 20, MemoryMax: 32 << 20, NetRx: 2048}, {Name: "b"}}
+	second := []agent.Stats{{Name: "a", CPUNanos: 1e9 + 1e8, Memory: 1 << 20, MemoryMax: 32 << 20, NetRx: 2048,
+		Pids: 3, PidsMax: 64, OOMKills: 2}, {Name: "b", Pids: 1}}
 	rows := statsRows(first, second, 200*time.Millisecond)
 	if len(rows) != 2 || rows[0].CPUPercent != 50 || rows[1].CPUPercent != 0 {
 		t.Fatalf("%+v", rows)
 	}
 	var b bytes.Buffer
 	printStats(&b, rows, false)
-	if !strings.Contains(b.String(), "50.0%") || !strings.Contains(b.String(), "32.0MiB") || !strings.Contains(b.String(), "2.0KiB / 0B") {
+	if !strings.Contains(b.String(), "50.0%") || !strings.Contains(b.String(), "32.0MiB") || !strings.Contains(b.String(), "2.0KiB / 0B") ||
+		!strings.Contains(b.String(), "  2    3 / 64") || !strings.Contains(b.String(), "  0    1 / -") {
 		t.Errorf("%s", b.String())
 	}
 }

@@ -218,8 +218,18 @@ func runKill(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usagef("-s: %v", err)
 	}
+	ag, err := dialAgentOps(ctx, e, "kill") // agent's containers: through its API (agentops.go)
+	if err != nil {
+		return err
+	}
+	defer ag.Close()
 	r := newRuntime(e)
-	return eachName(e, fs.Args(), func(n string) error { return r.Kill(n, sig) })
+	return eachName(e, fs.Args(), func(n string) error {
+		if ok, err := ag.kill(ctx, n, *sigName); ok {
+			return err
+		}
+		return r.Kill(n, sig)
+	})
 }
 
 func runRm(ctx context.Context, e *env, args []string) error {
@@ -448,7 +458,8 @@ func runStats(ctx context.Context, e *env, args []string) error {
 				return nil, err
 			}
 			s := agent.Stats{Name: n, CPUNanos: uint64(max(cs.CPUNanos, 0)), Memory: uint64(max(cs.MemoryUsage, 0)),
-				MemoryMax: uint64(max(cs.MemoryLimit, 0)), Pids: uint64(max(cs.Pids, 0))}
+				MemoryMax: uint64(max(cs.MemoryLimit, 0)), Pids: uint64(max(cs.Pids, 0)), PidsMax: uint64(max(cs.PidsLimit, 0)),
+				OOMKills: uint64(max(cs.OOMKills, 0))}
 			s.NetRx, s.NetTx = netDevBytes(st.Pid)
 			out = append(out, s)
 		}

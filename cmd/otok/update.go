@@ -10,13 +10,13 @@ import (
 // container keeps its processes). Flags not given keep their value; 0
 // removes a limit.
 //
-// The agent's command API has no update operation, so this always writes
-// through the runtime, on the same state directory, whether or not an
-// agent runs. For a container the agent manages, the agent's desired
-// limits (its UCI section or profile, or what it was created with) are
-// unchanged: they apply again when the container is next created (a
-// restart) — to keep a change, edit the config and `otok agent reload`,
-// which applies limit edits live too.
+// A container the running agent manages is updated through its command
+// API (agentops.go): the agent applies the limits live and keeps them as
+// the desired state of a container created through it; for one defined in
+// its config file the file's limits come back at the next reload or
+// restart (it says so) — edit the config and `otok agent reload`, which
+// applies limit edits live too. Other containers, and all of them when no
+// agent runs, are updated through the runtime on the same state directory.
 
 func init() {
 	register(&command{name: "update", usage: "[--memory SIZE] [--memory-swap SIZE] [--cpus N] [--pids-limit N] NAME…",
@@ -65,16 +65,17 @@ func runUpdate(ctx context.Context, e *env, args []string) error {
 	if set("pids-limit") && *pids < 0 {
 		return usagef("--pids-limit %d: not a number ≥ 0", *pids)
 	}
-	c, err := agentClient(ctx, e, "update")
+	ag, err := dialAgentOps(ctx, e, "update") // agent's containers: through its API (agentops.go)
 	if err != nil {
 		return err
 	}
-	agentRuns := c != nil
-	if c != nil {
-		c.Close()
-	}
+	defer ag.Close()
+	agentRuns := ag.running()
 	r := newRuntime(e)
 	return eachName(e, fs.Args(), func(n string) error {
+		if ok, err := ag.update(ctx, e, n, agentUpdateRequest(set, mem, swap, cpu, *pids)); ok {
+			return err
+		}
 		st, err := r.State(n)
 		if err != nil {
 			return err
@@ -104,7 +105,7 @@ func runUpdate(ctx context.Context, e *env, args []string) error {
 		if st.Spec.Annotations["otok.agent"] == "1" {
 			how := "is not running"
 			if agentRuns {
-				how = "has no update operation"
+				how = "does not know it (yet)"
 			}
 			fmt.Fprintf(e.stderr, "otok: note: container %s belongs to the agent, which %s: its cgroup has the new limits now, but the agent's desired limits are unchanged and apply again at the next restart (edit the config and run 'otok agent reload' to keep them)\n", n, how)
 		}

@@ -90,7 +90,9 @@ func limitsUCI(mem, pids, cpus string) string {
 // TestProfileLimitsLive: editing a profile's limits and reloading
 // (`otok agent reload`, then SIGHUP) changes the container's cgroup in
 // place: same init pid, new values in the cgroup files. `otok update`
-// changes them too (directly: the agent API has no update operation).
+// changes them too, through the agent's update op (with a note that the
+// config's limits come back at the next reload), and the next reload
+// puts the file's limits back.
 func TestProfileLimitsLive(t *testing.T) {
 	w := newWorld(t)
 	w.writeConfig(limitsUCI("32M", "50", "0.5"))
@@ -128,22 +130,35 @@ func TestProfileLimitsLive(t *testing.T) {
 		t.Fatalf("after SIGHUP: %+v (pid was %d)", st, pid)
 	}
 
-	// otok update with the agent running: written directly, with a note.
+	// otok update with the agent running: through its update op, with a
+	// note that the config file's limits come back at the next reload.
 	cmd := w.cmdOtok("update", "--memory", "24M", "--pids-limit", "30", "agt_lim")
 	b, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(b), "has no update operation") {
+	if err != nil || !strings.Contains(string(b), "whose limits apply again at the next reload or restart") {
 		t.Fatalf("otok update: %v: %s", err, b)
 	}
 	if mem, pids, quota := limits(t, pid); mem != "25165824" || pids != "30" || quota != "25000" {
 		t.Errorf("after otok update: memory %s pids %s quota %s", mem, pids, quota)
 	}
-	// Impossible limits: refused, nothing changed, the container runs on.
+	w.waitFor("the update event", 5*time.Second, func() bool {
+		out, _ := w.otok("events")
+		return strings.Contains(out, "memory 25165824, cpus 0.25, pids 30 (live)")
+	})
+	// Impossible limits: refused by the agent, nothing changed, the container runs on.
 	out, code = w.otok("update", "--memory", "1M", "agt_lim")
-	if code == 0 || !strings.Contains(out, "container agt_lim: update: memory limit") {
+	if code == 0 || !strings.Contains(out, "container agt_lim: memory: 1048576 bytes: at least 4M") {
 		t.Errorf("--memory 1M: exit %d: %s", code, out)
 	}
 	if mem, _, _ := limits(t, pid); mem != "25165824" {
 		t.Errorf("after a refused update: memory %s", mem)
+	}
+	// the next reload applies the file's limits again
+	out, code = w.otok("agent", "reload")
+	if code != 0 || !strings.Contains(out, "limits updated live: agt_lim") {
+		t.Fatalf("reload after update: exit %d: %s", code, out)
+	}
+	if mem, pids, quota := limits(t, pid); mem != "41943040" || pids != "40" || quota != "25000" {
+		t.Errorf("after reload: memory %s pids %s quota %s", mem, pids, quota)
 	}
 	if st := w.inspect("agt_lim"); st == nil || st.Pid != pid || st.State != "running" {
 		t.Fatalf("after otok update: %+v (pid was %d)", st, pid)
@@ -264,4 +279,71 @@ func monitorRuns(state string) bool {
 		}
 	}
 	return false
+}
+
+// TestUpdateAndKillThroughAgent: for a container created through the
+// agent (run -d with the agent running), `otok update` changes the live
+// cgroup and the agent's desired state (inspect's spec), and `otok kill`
+// goes through the agent: a stop signal is a manual stop that the
+// restart policy (always) does not undo; a non-fatal signal leaves the
+// container running.
+func TestUpdateAndKillThroughAgent(t *testing.T) {
+	w := newWorld(t)
+	w.writeConfig("config agent\n\toption stop_timeout 2\n")
+	w.start()
+	img := image(t)
+	out, code := w.otok("run", "-d", "--name", "agt_upd", "--restart", "always", "--memory", "32M", img,
+		"/bin/sh", "-c", "trap '' HUP; trap 'exit 0' TERM; while :; do sleep 0.1; done")
+	if code != 0 {
+		t.Fatalf("run -d: exit %d: %s", code, out)
+	}
+	st := w.waitState("agt_upd", "running", 15*time.Second)
+	pid := st.Pid
+	out, code = w.otok("update", "--memory", "48M", "--pids-limit", "20", "agt_upd")
+	if code != 0 || strings.Contains(out, "note") {
+		t.Fatalf("update: exit %d: %s", code, out)
+	}
+	if mem, pids, _ := limits(t, pid); mem != "50331648" || pids != "20" {
+		t.Errorf("after update: memory %s pids %s", mem, pids)
+	}
+	if st := w.inspect("agt_upd"); st.Spec == nil || st.Spec.Memory != 48<<20 || st.Spec.Pids != 20 || st.Pid != pid {
+		t.Errorf("inspect after update: %+v", st)
+	}
+	// stats carries the pids limit
+	out, code = w.otok("stats", "--json", "agt_upd")
+	if code != 0 || !strings.Contains(out, `"pidsLimit": 20`) {
+		t.Errorf("stats: exit %d: %s", code, out)
+	}
+
+	out, code = w.otok("kill", "-s", "HUP", "agt_upd")
+	if code != 0 {
+		t.Fatalf("kill -s HUP: exit %d: %s", code, out)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if st := w.inspect("agt_upd"); st.State != "running" || st.Pid != pid {
+		t.Errorf("after HUP (ignored): %+v", st)
+	}
+	out, code = w.otok("kill", "-s", "NOPE", "agt_upd")
+	if code == 0 {
+		t.Errorf("kill -s NOPE: exit 0: %s", out)
+	}
+	out, code = w.otok("kill", "agt_upd")
+	if code != 0 {
+		t.Fatalf("kill: exit %d: %s", code, out)
+	}
+	st = w.waitState("agt_upd", "stopped", 10*time.Second)
+	if st.Exit == nil || st.Exit.Signal != "SIGKILL" {
+		t.Errorf("exit after kill: %+v", st.Exit)
+	}
+	time.Sleep(1500 * time.Millisecond) // a restart would be due after 1 s
+	if st := w.inspect("agt_upd"); st.State != "stopped" || st.Restarts != 0 {
+		t.Errorf("restart policy undid kill: %+v", st)
+	}
+	if pidAlive(pid) {
+		t.Error("init still alive after kill")
+	}
+	out, code = w.otok("rm", "agt_upd")
+	if code != 0 {
+		t.Errorf("rm: exit %d: %s", code, out)
+	}
 }
