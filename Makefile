@@ -25,7 +25,7 @@ help:
 	@echo "make test       deps + vet + unit tests (native, mips, arm under qemu-user) + system tests"
 	@echo "make bench      every benchmark, one table"
 	@echo "make test-qemu  otok on emulated routers (mipsel mips armhf arm64; QEMU_ARCHES=, QEMU_PKGS=)"
-	@echo "make security-report  escape probes, hostile inputs, kill -9 faults, fuzz pass -> test/security/REPORT.md (FUZZTIME=60s)"
+	@echo "make security-report  escape probes, hostile inputs, kill -9 faults, fuzz pass -> test/security/REPORT.md (FUZZTIME=60s, SECURITY_QEMU=1: probes in the qemu guests too)"
 	@echo "make demo       build an image and run containers end to end (root)"
 	@echo "make ipk ARCH=A OpenWrt opkg package dist/otok_<version>_<A>.ipk (A: mipsel_24kc, x86_64, ...)"
 	@echo "make apk ARCH=A OpenWrt 25.12+ apk v3 package dist/otok-<version>_<A>.apk"
@@ -96,9 +96,11 @@ fuzz:
 # The adversarial suite (test/security/README.md): probes in default,
 # --userns and NET_ADMIN modes, hostile inputs, 100 kill -9 trials
 # (OTOK_SECURITY_TRIALS), a fuzz pass (FUZZTIME per target, default 60s);
-# writes and prints test/security/REPORT.md.
+# SECURITY_QEMU=1 adds the probes in the four qemu guests
+# (SECURITY_QEMU_ARCHES="arm64 mips" for some); writes and prints
+# test/security/REPORT.md.
 security-report: build
-	@FUZZTIME=$${FUZZTIME:-60s} OTOK_BIN=$(CURDIR)/$(DIST)/otok bash test/security/report.sh
+	@FUZZTIME=$${FUZZTIME:-60s} SECURITY_QEMU=$${SECURITY_QEMU:-0} OTOK_BIN=$(CURDIR)/$(DIST)/otok bash test/security/report.sh
 
 # OpenWrt packages from the static binaries, without the SDK (see
 # openwrt-feed/README.md): make ipk|apk ARCH=<OpenWrt package arch>. The
