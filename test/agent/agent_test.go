@@ -458,7 +458,8 @@ func TestImageImportStartsWaitingContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Name != "bbx" || info.Version != "1.0" || len(info.Digest) != 64 {
+	if info.Name != "bbx" || info.Version != "1.0" || len(info.Digest) != 64 || info.KeyID == "" || info.Kind != "squashfs" ||
+		info.Existed || info.Written < info.Size {
 		t.Errorf("import %+v", info)
 	}
 	st = w.waitState("agt_img", agent.StateRunning, 10*time.Second)
@@ -483,6 +484,25 @@ func TestImageImportStartsWaitingContainer(t *testing.T) {
 	}
 	if _, err := c.ImageImport(ctx, filepath.Join(w.dir, "missing.otok")); agent.CodeOf(err) != agent.CodeNotFound {
 		t.Errorf("missing file: %v", err)
+	}
+	// the same file again: already stored, nothing written
+	if again, err := c.ImageImport(ctx, otokFile); err != nil || !again.Existed || again.Written != 0 || again.Digest != info.Digest {
+		t.Errorf("re-import %+v %v", again, err)
+	}
+	// a bare squashfs: refused without a name and insecure, imported with them
+	sq := image(t)
+	if _, err := c.ImageImport(ctx, sq); agent.CodeOf(err) != agent.CodeInvalid || !strings.Contains(err.Error(), "bare squashfs carries no signature") {
+		t.Errorf("bare squashfs without options: %v", err)
+	}
+	bare, err := c.ImageImportWith(ctx, &agent.ImageImportRequest{Path: sq, Name: "bare", Version: "2", InsecureSkipVerify: true})
+	if err != nil || bare.Name != "bare" || bare.Version != "2" || bare.KeyID != "" || bare.Kind != "squashfs" || bare.Arch == "" {
+		t.Errorf("bare squashfs: %+v %v", bare, err)
+	}
+	if _, err := c.ImageImportWith(ctx, &agent.ImageImportRequest{Path: otokFile, Name: "renamed"}); agent.CodeOf(err) != agent.CodeInvalid {
+		t.Errorf(".otok with a name: %v", err)
+	}
+	if _, err := c.ImageImportWith(ctx, &agent.ImageImportRequest{Path: "relative.otok"}); agent.CodeOf(err) != agent.CodeInvalid {
+		t.Errorf("relative path: %v", err)
 	}
 	out, _ := w.otok("events")
 	if !strings.Contains(out, "image image="+info.Digest+": installed bbx:1.0") {
