@@ -47,6 +47,10 @@ const (
 	dirRootfs    = "rootfs"
 	fileCounters = "counters.cbor"
 	copyBufSize  = 128 << 10
+	// The import pipeline's buffers: pipeBufs × pipeBufSize bytes in
+	// flight between the reader, the hasher and the writer.
+	pipeBufs    = 8
+	pipeBufSize = 256 << 10
 )
 
 // DefaultRoot is the store root when none is configured: /overlay/otok on
@@ -586,7 +590,7 @@ func (s *Store) importSquashfs(ctx context.Context, r io.Reader, m *Manifest, si
 	} else if !bytes.Equal(sum, m.Digest) {
 		return nil, fmt.Errorf("%s: digest mismatch: manifest says sha256:%x, content is sha256:%x", subject, m.Digest, sum)
 	}
-	if err := s.commitImage(tmp, m, signed, opt.Source, n, &written); err != nil {
+	if err := s.commitImage(tmp, m, signed, opt.Source, n, &written, true); err != nil {
 		return nil, s.asNoSpace(subject, written, err)
 	}
 	ok = true
@@ -740,52 +744,62 @@ func (s *Store) writeSquashfs(ctx context.Context, path string, r io.Reader, m *
 	}
 	h.Write(sbuf[:])
 	total := int64(SuperblockSize)
-	ah := newAsyncHasher(h, 4, copyBufSize)
-	defer ah.wait()
 	// Start writeback every few MiB so the final fsync has little left
 	// to do and dirty pages do not pile up in a router's small RAM.
 	const flushEvery = 4 << 20
-	flushed := int64(0)
 	fd := int(f.Fd())
+	flushed := int64(SuperblockSize)
+	afterWrite := func(n int64) {
+		if n+SuperblockSize-flushed >= flushEvery {
+			unix.SyncFileRange(fd, flushed, n+SuperblockSize-flushed, unix.SYNC_FILE_RANGE_WRITE)
+			flushed = n + SuperblockSize
+		}
+	}
+	// fsync this file only, right after its last write while the hasher
+	// finishes (not syncfs: that would also wait for every other writer's
+	// dirty data on a shared filesystem).
+	fsync := func() error {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("%s: fsync: %w", subject, err)
+		}
+		return nil
+	}
+	hw := newHashWriter(h, cw, pipeBufs, pipeBufSize, afterWrite, fsync)
+	defer hw.close(false)
 	for {
 		if err := ctx.Err(); err != nil {
 			return total, fmt.Errorf("%s: %w", subject, err)
 		}
-		buf := ah.buffer()
-		want := int64(len(buf))
+		if hw.writeFailed() {
+			return total, hw.close(false)
+		}
+		buf := hw.buffer()
+		want := int64(len(buf.b))
 		if known && m.Size-total < want {
 			want = m.Size - total
 		}
 		if want == 0 { // declared size reached: the stream must end here
-			ah.release(buf)
+			hw.put(buf)
 			var one [1]byte
 			if n, _ := io.ReadFull(r, one[:]); n > 0 {
 				return total, fmt.Errorf("%s: stream is longer than the declared size %d", subject, m.Size)
 			}
 			break
 		}
-		n, err := io.ReadAtLeast(r, buf[:want], 1)
+		n, err := io.ReadAtLeast(r, buf.b[:want], 1)
 		if n > 0 {
 			if !known && total+int64(n) > limit {
-				ah.release(buf)
+				hw.put(buf)
 				sp, _ := s.Space()
 				return total, &NoSpaceError{Subject: subject, Need: total + int64(n), Space: sp, Path: s.root}
 			}
-			if _, werr := cw.Write(buf[:n]); werr != nil {
-				ah.release(buf)
-				return total, werr
-			}
-			ah.submit(buf[:n])
+			hw.submit(buf, n)
 			total += int64(n)
-			if total-flushed >= flushEvery {
-				unix.SyncFileRange(fd, flushed, total-flushed, unix.SYNC_FILE_RANGE_WRITE)
-				flushed = total
-			}
 			if progress != nil {
 				progress(total, m.Size)
 			}
 		} else {
-			ah.release(buf)
+			hw.put(buf)
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			if known {
@@ -797,26 +811,34 @@ func (s *Store) writeSquashfs(ctx context.Context, path string, r io.Reader, m *
 			return total, fmt.Errorf("%s: read: %w", subject, err)
 		}
 	}
-	ah.wait()
 	if int64(sb.BytesUsed) > total {
 		return total, fmt.Errorf("%s: squashfs: bytes_used %d exceeds the image size %d", subject, sb.BytesUsed, total)
 	}
-	// No fsync here: commitImage flushes the whole temp directory with
-	// one syncfs before the rename.
+	if err := hw.close(true); err != nil {
+		return total, err
+	}
 	return total, f.Close()
 }
 
 // commitImage writes the manifest and info into the temp image directory,
-// fsyncs it and renames it into images/.
-func (s *Store) commitImage(tmp string, m *Manifest, signed []byte, source string, disk int64, written *int64) error {
+// makes the directory durable and renames it into images/. perFile: the
+// directory holds a few files (a squashfs image, whose content the caller
+// has fsynced): fsync the new files and the directory. Otherwise (an
+// unpacked tree of many files) one syncfs of the store's filesystem
+// covers them all: one journal commit instead of one per file.
+func (s *Store) commitImage(tmp string, m *Manifest, signed []byte, source string, disk int64, written *int64, perFile bool) error {
+	write := writeFile
+	if perFile {
+		write = writeFileSync
+	}
 	var err error
 	var n int64
 	if signed != nil {
-		n, err = writeFile(filepath.Join(tmp, fileSigned), signed, 0o444)
+		n, err = write(filepath.Join(tmp, fileSigned), signed, 0o444)
 	} else {
 		var b []byte
 		if b, err = m.Marshal(); err == nil {
-			n, err = writeFile(filepath.Join(tmp, fileUnsigned), b, 0o444)
+			n, err = write(filepath.Join(tmp, fileUnsigned), b, 0o444)
 		}
 	}
 	*written += n
@@ -831,15 +853,17 @@ func (s *Store) commitImage(tmp string, m *Manifest, signed []byte, source strin
 	ib, _ = encMode.Marshal(info)
 	info.BytesWritten = *written + int64(len(ib))
 	ib, _ = encMode.Marshal(info)
-	n, err = writeFile(filepath.Join(tmp, fileInfo), ib, 0o444)
+	n, err = write(filepath.Join(tmp, fileInfo), ib, 0o444)
 	*written += n
 	if err != nil {
 		return err
 	}
-	// One syncfs makes every file of the image and the temp directory
-	// durable: one journal commit instead of one per file (fewer flash
-	// writes on UBIFS/JFFS2, much faster on ext4).
-	if err := syncFS(tmp); err != nil {
+	if perFile {
+		err = syncDir(tmp)
+	} else {
+		err = syncFS(tmp)
+	}
+	if err != nil {
 		return err
 	}
 	final := s.path(dirImages, m.DigestHex())

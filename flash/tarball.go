@@ -650,7 +650,7 @@ func (s *Store) ImportRootfsTar(ctx context.Context, r io.Reader, opt RootfsOpti
 		}
 	}
 	written := st.Bytes + int64(len(st.Metadata))
-	if err := s.commitImage(tmp, m, nil, opt.Source, st.Bytes, &written); err != nil {
+	if err := s.commitImage(tmp, m, nil, opt.Source, st.Bytes, &written, false); err != nil {
 		return nil, s.asNoSpace(subject, written, err)
 	}
 	ok = true

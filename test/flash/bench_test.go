@@ -30,49 +30,102 @@ func median(d []time.Duration) time.Duration {
 	return d[len(d)/2]
 }
 
+// TestBenchImport times `otok image import` of a 64 MiB image against
+// `cp` + `sync` of the same .otok file into the store's directory (same
+// filesystem), in paired rounds whose order alternates (cp first, then
+// import first), and reports the median of the per-round ratios: noise
+// from other work on the machine hits both members of a pair alike. The
+// source file is in the page cache for both. OTOK_BENCH_ROUNDS sets the
+// number of rounds (default 9); OTOK_BENCH_STRICT=1 fails the test when a
+// target is missed.
 func TestBenchImport(t *testing.T) {
 	benchOnly(t)
 	w := newWorld(t)
 	img := w.build(t, noiseTree(t, 64<<20), "bench", "1")
 	size := fileSize(img)
+	os.ReadFile(img) // both start from a cached source
 	// The copy target lives where the store does.
 	os.MkdirAll(w.store, 0o755)
-	var cp, imp []time.Duration
-	var rss int64
-	for i := 0; i < 5; i++ {
-		dst := filepath.Join(w.store, "copy")
+	rounds := 9
+	if n, err := strconv.Atoi(os.Getenv("OTOK_BENCH_ROUNDS")); err == nil && n > 0 {
+		rounds = n
+	}
+	// timed runs a command and returns its wall time and its CPU time
+	// (user + system, its children included).
+	timed := func(name string, args ...string) (wall, cpu time.Duration) {
+		cmd := exec.Command(name, args...)
 		start := time.Now()
-		if out, err := exec.Command("sh", "-c", "cp \"$1\" \"$2\" && sync \"$2\"", "sh", img, dst).CombinedOutput(); err != nil {
-			t.Fatalf("cp: %v %s", err, out)
-		}
-		cp = append(cp, time.Since(start))
-		os.Remove(dst)
-
-		cmd := exec.Command(w.bin, "--store", w.store, "--keys", w.keys, "image", "import", img)
-		start = time.Now()
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("import: %v %s", err, out)
+			t.Fatalf("%s %v: %v %s", name, args, err, out)
 		}
-		imp = append(imp, time.Since(start))
-		// Peak RSS separately under /usr/bin/time: a Go parent's rusage
-		// of its child includes the parent's own high-water mark, because
-		// the child shares the parent's memory until it execs.
+		wall = time.Since(start)
+		return wall, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	dst := filepath.Join(w.store, "copy")
+	cpRun := func() (time.Duration, time.Duration) {
+		wall, cpu := timed("sh", "-c", `cp "$1" "$2" && sync "$2"`, "sh", img, dst)
+		os.Remove(dst)
+		return wall, cpu
+	}
+	impRun := func() (time.Duration, time.Duration) {
+		wall, cpu := timed(w.bin, "--store", w.store, "--keys", w.keys, "image", "import", img)
+		w.ok("image", "rm", "bench")
+		return wall, cpu
+	}
+	load0, _ := os.ReadFile("/proc/loadavg")
+	var cp, imp, cpCPU, impCPU []time.Duration
+	var ratios []float64
+	for i := 0; i < rounds; i++ {
+		var c, cc, m, mc time.Duration
+		if i%2 == 0 {
+			c, cc = cpRun()
+			m, mc = impRun()
+		} else {
+			m, mc = impRun()
+			c, cc = cpRun()
+		}
+		cp, cpCPU, imp, impCPU = append(cp, c), append(cpCPU, cc), append(imp, m), append(impCPU, mc)
+		ratios = append(ratios, c.Seconds()/m.Seconds())
+	}
+	load1, _ := os.ReadFile("/proc/loadavg")
+	// Peak RSS separately under /usr/bin/time: a Go parent's rusage of
+	// its child includes the parent's own high-water mark, because the
+	// child shares the parent's memory until it execs.
+	var rss int64
+	for i := 0; i < 3; i++ {
 		if r := peakRSS(t, w.bin, "--store", w.store+"-rss", "--keys", w.keys, "image", "import", img); r > rss {
 			rss = r
 		}
 		os.RemoveAll(w.store + "-rss")
-		w.ok("image", "rm", "bench")
 	}
 	mb := float64(size) / (1 << 20)
+	sort.Float64s(ratios)
+	ratio := ratios[len(ratios)/2]
+	var rs []string
+	for _, r := range ratios {
+		rs = append(rs, fmt.Sprintf("%.2f", r))
+	}
+	fmt.Printf("\nimport of a %.0f MiB .otok, %d paired rounds in alternating order (store %s)\n", mb, rounds, w.store)
+	fmt.Printf("  load average before %s  after %s\n", strings.Join(strings.Fields(string(load0))[:3], " "), strings.Join(strings.Fields(string(load1))[:3], " "))
+	fmt.Printf("  %-22s %10s %10s %10s\n", "", "wall", "MiB/s", "CPU")
 	c, m := median(cp), median(imp)
-	fmt.Printf("\nimport of a %.0f MiB .otok (median of 5, store %s)\n", mb, w.store)
-	fmt.Printf("  %-22s %8s %10s\n", "", "time", "MiB/s")
-	fmt.Printf("  %-22s %8.3fs %10.1f\n", "cp + sync", c.Seconds(), mb/c.Seconds())
-	fmt.Printf("  %-22s %8.3fs %10.1f\n", "otok image import", m.Seconds(), mb/m.Seconds())
-	fmt.Printf("  throughput ratio %.2f (target ≥ 0.7), peak RSS %.1f MiB (target ≤ 16)\n", c.Seconds()/m.Seconds(), float64(rss)/(1<<20))
-	// Numbers, not a verdict: the ratio depends on the disk and on the
-	// CPU's sha256 speed (the import is hash-bound where the disk is
-	// faster than sha256, as on a VM with a host-cached disk).
+	fmt.Printf("  %-22s %9.3fs %10.1f %9.3fs\n", "cp + sync", c.Seconds(), mb/c.Seconds(), median(cpCPU).Seconds())
+	fmt.Printf("  %-22s %9.3fs %10.1f %9.3fs\n", "otok image import", m.Seconds(), mb/m.Seconds(), median(impCPU).Seconds())
+	fmt.Printf("  per-round ratios cp/import (sorted): %s\n", strings.Join(rs, " "))
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "MISSED"
+	}
+	fmt.Printf("  throughput ratio %.2f (median of rounds; target ≥ 0.7: %s), peak RSS %.1f MiB (target ≤ 16: %s)\n",
+		ratio, verdict(ratio >= 0.7), float64(rss)/(1<<20), verdict(rss <= 16<<20))
+	// The import hashes every byte with sha256 (on its own goroutine,
+	// overlapping the write): on a machine whose other cores are busy
+	// the ratio falls towards the ratio of CPU times shown above.
+	if os.Getenv("OTOK_BENCH_STRICT") == "1" && (ratio < 0.7 || rss > 16<<20) {
+		t.Errorf("import: ratio %.2f (want ≥ 0.7), peak RSS %d (want ≤ 16 MiB)", ratio, rss)
+	}
 }
 
 // peakRSS runs a command under /usr/bin/time and returns its max RSS.
