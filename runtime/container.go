@@ -177,7 +177,7 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 	cmd = &exec.Cmd{
 		Path:       "/proc/self/exe",
 		Args:       r.InitArgs,
-		Env:        initEnv(),
+		Env:        initEnv(stageInit),
 		Stdin:      o.IO.Stdin,
 		Stdout:     o.IO.Stdout,
 		Stderr:     o.IO.Stderr,

@@ -68,7 +68,7 @@ func (r *Runtime) Exec(ctx context.Context, name string, p Process, io IO) (*exe
 	defer cfgR.Close()
 	defer cfgW.Close()
 	cmd := &exec.Cmd{
-		Path: "/proc/self/exe", Args: r.ExecArgs, Env: initEnv(),
+		Path: "/proc/self/exe", Args: r.ExecArgs, Env: initEnv(stageExec),
 		Stdin: io.Stdin, Stdout: io.Stdout, Stderr: io.Stderr,
 		ExtraFiles: []*os.File{cfgR},
 		SysProcAttr: &syscall.SysProcAttr{

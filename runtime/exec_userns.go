@@ -3,7 +3,6 @@ package runtime
 import (
 	"fmt"
 	"os"
-	goruntime "runtime"
 	"syscall"
 	"unsafe"
 
@@ -27,7 +26,7 @@ func forkIntoUserNS(usernsFd int, argv []string, files []*os.File, setsid bool) 
 	if err != nil {
 		return nil, err
 	}
-	envp, _ := syscall.SlicePtrFromStrings(initEnv())
+	envp, _ := syscall.SlicePtrFromStrings(initEnv(stageExec))
 	// Park every source fd above the targets so the child's dup3s cannot
 	// clobber one another.
 	null, err := os.OpenFile("/dev/null", os.O_RDWR, 0)
@@ -47,10 +46,6 @@ func forkIntoUserNS(usernsFd int, argv []string, files []*os.File, setsid bool) 
 		}
 		defer unix.Close(hi)
 		src[i] = hi
-	}
-	sigsetSize := uintptr(8)
-	if goruntime.GOARCH == "mips" || goruntime.GOARCH == "mipsle" {
-		sigsetSize = 16
 	}
 	var all, old [4]uint64
 	for i := range all {

@@ -26,13 +26,15 @@ const (
 // execs the user process. It returns only on failure (after reporting it).
 func InitMain() error {
 	lockThread()
-	// Catch signals from the start: as PID 1 of its pid namespace the
-	// init would otherwise die oddly from a forwarded SIGTERM while still
-	// in Go (its default action cannot kill a namespace init, and Go then
-	// exits 2). Caught signals do not outlive exec; the reaper forwards
-	// the ones that arrived early.
-	earlySignals = make(chan os.Signal, 32)
-	signal.Notify(earlySignals)
+	// Ignore, from the start, the signals whose Go default would end the
+	// init stage oddly: as PID 1 of its pid namespace it cannot be killed
+	// by them, so Go's handler exits 2 instead (a forwarded SIGTERM while
+	// still in Go). Ignoring is one sigaction each; catching them all
+	// (signal.Notify) hands every signal over to Go's signal thread and
+	// back, milliseconds on a loaded CPU. The reaper (--init) catches
+	// every signal once it knows it is one (see initStage); otherwise
+	// they are set back to their defaults just before exec.
+	signal.Ignore(stageSignals...)
 	status := os.NewFile(fdStatus, "status")
 	unix.CloseOnExec(fdStatus)
 	err := initStage(status)
@@ -44,6 +46,25 @@ func InitMain() error {
 		}
 	}
 	return err
+}
+
+// stageSignals are the catchable signals whose Go default action ends
+// the process (exit 2 or a stack dump).
+var stageSignals = []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGABRT, unix.SIGTERM}
+
+// defaultStageSignals sets stageSignals back to SIG_DFL (exec keeps an
+// ignored signal ignored) with raw sigactions: Go's signal package
+// would first hand each to its signal thread. A zeroed struct sigaction
+// is SIG_DFL with no flags and an empty mask in every architecture's
+// layout.
+func defaultStageSignals() error {
+	var act [64]byte
+	for _, sig := range stageSignals {
+		if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig.(syscall.Signal)), uintptr(ptr(&act)), 0, sigsetSize, 0, 0); e != 0 {
+			return fmt.Errorf("reset %v: %w", sig, e)
+		}
+	}
+	return nil
 }
 
 func initStage(status *os.File) error {
@@ -68,6 +89,11 @@ func initStage(status *os.File) error {
 		return b[0], nil
 	}
 	s := &cfg.Spec
+	if s.Process.Init {
+		// The reaper forwards every signal: catch them all from here.
+		earlySignals = make(chan os.Signal, 32)
+		signal.Notify(earlySignals)
+	}
 	if s.Net.Mode == NetPath {
 		if err := joinNetPath(s.Net.Path); err != nil {
 			return fmt.Errorf("container %s: %w", s.Name, err)
@@ -156,6 +182,9 @@ func initStage(status *os.File) error {
 	// releases the start fifo (see applyPidsLimit).
 	if s.Process.Init {
 		os.Exit(reap(path, s.Process.Args, env, s.Process.Terminal))
+	}
+	if err := defaultStageSignals(); err != nil {
+		return fmt.Errorf("container %s: %w", s.Name, err)
 	}
 	err = unix.Exec(path, s.Process.Args, env)
 	fmt.Fprintf(os.Stderr, "otok: container %s: exec %s: %v\n", s.Name, path, err)
@@ -323,7 +352,7 @@ func (pv *privileges) apply(p *Process) error {
 	return nil
 }
 
-// earlySignals receives every signal the init stage gets.
+// earlySignals receives every signal the init stage of a reaper gets.
 var earlySignals chan os.Signal
 
 // reap runs the command as the only child of otok's minimal init: it

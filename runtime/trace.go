@@ -24,11 +24,11 @@ var (
 	traceStart = time.Now()
 )
 
-// initEnv is the environment of the init and exec stages: one P (they
-// are sequential; fewer threads to start and wake cut milliseconds off a
-// start on a busy CPU) and tracing.
-func initEnv() []string {
-	env := []string{"GOMAXPROCS=1"}
+// initEnv is the environment of the init and exec stages: which stage
+// (see stageEnv), one P (they are sequential; fewer threads to start and
+// wake cut milliseconds off a start on a busy CPU) and tracing.
+func initEnv(stage string) []string {
+	env := []string{stageEnv + "=" + stage, "GOMAXPROCS=1"}
 	if traceOn {
 		env = append(env, "OTOK_TRACE=1")
 	}
