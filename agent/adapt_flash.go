@@ -22,6 +22,9 @@ type FlashStore struct {
 	Root   string // store root ("" = flash.DefaultRoot())
 	Keys   string // trusted keys dir
 	RunDir string // state dir (tmpfs) for loop mounts
+	// Reserve is the flash kept free (imports, persistent layers); zero:
+	// flash's default, max(2 MiB, 10%).
+	Reserve flash.Reserve
 
 	mu sync.Mutex
 	st *flash.Store
@@ -41,7 +44,7 @@ func (f *FlashStore) store() (*flash.Store, error) {
 	if err != nil {
 		return nil, Errorf(CodeUnavailable, "image store: keys %s: %v", f.Keys, err)
 	}
-	st, err := flash.Open(root, flash.Options{Keys: kr})
+	st, err := flash.Open(root, flash.Options{Keys: kr, Reserve: f.Reserve})
 	if err != nil {
 		return nil, storeErr(err)
 	}

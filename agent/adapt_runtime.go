@@ -36,6 +36,11 @@ func runtimeSpec(s *RunSpec) (*runtime.Spec, error) {
 	rs := &runtime.Spec{Name: c.Name, Hostname: c.Hostname, Privileged: c.Privileged, System: c.System,
 		Annotations: map[string]string{"otok.agent": "1", "otok.image": c.Image}}
 	rs.Rootfs = runtime.Rootfs{Path: s.Rootfs, TmpfsSize: c.TmpfsSize, Image: c.Image}
+	if s.UpperDir != "" {
+		if err := setUpperDir(rs, s.UpperDir); err != nil {
+			return nil, err
+		}
+	}
 	if s.Image != nil {
 		rs.Rootfs.Digest, rs.Rootfs.File = s.Image.Digest, s.Image.File
 	}

@@ -55,6 +55,13 @@ type Agent struct {
 	changed chan struct{} // closed and replaced on every state change
 	dirty   bool          // state file needs writing
 	closing bool          // shutting down: no restarts
+
+	// persistent layers (persist.go): the store's reserve and the layers'
+	// root as last seen at a persistent start, and whether the free space
+	// is below the reserve (reported once per crossing)
+	persistReserve int64
+	persistRoot    string
+	persistLow     bool
 }
 
 // New makes an agent; Run starts it.
@@ -320,6 +327,7 @@ func (a *Agent) Loop(ctx context.Context) {
 			a.retryWaiting(ctx)
 		case <-trim.C:
 			a.trimLogs()
+			a.checkPersistentSpace()
 			a.mu.Lock()
 			dirty := a.dirty
 			a.mu.Unlock()

@@ -56,6 +56,9 @@ type RunSpec struct {
 	LogPath string // file on tmpfs for the init's stdout+stderr (append)
 	// StateDir is the runtime's state dir (shared with the CLI).
 	StateDir string
+	// UpperDir, for a persistent container, is the directory on flash
+	// holding the overlay's upper and work dirs (persist.go).
+	UpperDir string
 }
 
 // RuntimeState is one container as the runtime sees it.

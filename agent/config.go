@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/otok/otok/agent/uci"
+	"github.com/otok/otok/flash"
 )
 
 // Config is /etc/config/otok turned into typed desired state.
@@ -37,6 +38,10 @@ type AgentConfig struct {
 	Events      int           // option events: event ring length
 	DeviceID    string        // option device_id
 	UbusSocket  string        // option ubus_socket
+	// option reserve: flash the store keeps free (SIZE or N%; default
+	// max(2M, 10%)): imports and persistent layers stop there.
+	Reserve    flash.Reserve
+	ReserveSet bool
 }
 
 // Defaults.
@@ -158,6 +163,9 @@ func parseAgent(a *AgentConfig, s *uci.Section, where string, warn func(string, 
 			a.DeviceID = v
 		case "ubus_socket":
 			a.UbusSocket = v
+		case "reserve":
+			a.Reserve, err = ParseReserve(v)
+			a.ReserveSet = err == nil
 		case "stop_timeout":
 			a.StopTimeout, err = ParseSeconds(v)
 		case "log_size":
@@ -231,9 +239,6 @@ func containerFromSection(s *uci.Section, profiles map[string]*uci.Section, warn
 	}
 	if err := c.Validate(); err != nil {
 		return c, err
-	}
-	if c.Persistent {
-		warn("%s:%d: %s: option persistent: not supported yet, the writable layer stays on tmpfs", path, s.Line, subject)
 	}
 	if c.Terminal {
 		warn("%s:%d: %s: option tty: consoles (otok attach) are not supported yet, output goes to the log", path, s.Line, subject)
@@ -384,4 +389,30 @@ func findCycles(specs map[string]*ContainerSpec) map[string]string {
 		}
 	}
 	return out
+}
+
+// ParseReserve parses the store's free-space reserve: a size ("4M") or a
+// percentage of the filesystem ("10%"); 0 or 0% = no reserve.
+func ParseReserve(v string) (flash.Reserve, error) {
+	var r flash.Reserve
+	if p, ok := strings.CutSuffix(v, "%"); ok {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 90 {
+			return r, fmt.Errorf("%q: want a percentage 0%%-90%%", v)
+		}
+		r.Percent = n
+		if n == 0 {
+			r.Bytes = -1
+		}
+		return r, nil
+	}
+	n, err := ParseSize(v)
+	if err != nil {
+		return r, err
+	}
+	r.Bytes = n
+	if n == 0 {
+		r.Bytes = -1
+	}
+	return r, nil
 }

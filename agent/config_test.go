@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otok/otok/flash"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -130,6 +132,17 @@ func TestConfigErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "f:1: agent: option stop_timeout") {
 		t.Errorf("agent error: %v", err)
 	}
+	for in, want := range map[string]string{"reserve 95%": "want a percentage", "reserve lots": "want a size", "reserve -1%": "want a percentage"} {
+		_, err = ParseConfig("f", []byte("config agent\n option "+in+"\n"))
+		if err == nil || !strings.Contains(err.Error(), "f:1: agent: option reserve") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v", in, err)
+		}
+	}
+	for in, want := range map[string]flash.Reserve{"4M": {Bytes: 4 << 20}, "0": {Bytes: -1}, "25%": {Percent: 25}, "0%": {Bytes: -1}} {
+		if got, err := ParseReserve(in); err != nil || got != want {
+			t.Errorf("reserve %s: %+v %v", in, got, err)
+		}
+	}
 }
 
 func TestCycles(t *testing.T) {
@@ -201,7 +214,7 @@ func TestExampleConfig(t *testing.T) {
 	if web == nil || web.Memory != 64<<20 || web.Health == nil || !web.Health.Restart || len(web.Profiles) != 1 || web.Net != "bridge:br-lan" {
 		t.Fatalf("web-1 = %+v", web)
 	}
-	if cfg.Agent.StopTimeout != 10*time.Second || cfg.Agent.Socket != DefaultSocket {
+	if cfg.Agent.StopTimeout != 10*time.Second || cfg.Agent.Socket != DefaultSocket || !cfg.Agent.ReserveSet || cfg.Agent.Reserve.Percent != 10 {
 		t.Errorf("agent %+v", cfg.Agent)
 	}
 }

@@ -28,6 +28,7 @@ type fakeRT struct {
 	execs      int
 	list       []RuntimeState // what List reports
 	failUpdate map[string]error
+	uppers     map[string]string // RunSpec.UpperDir of the last Create, by name
 }
 
 func newFakeRT() *fakeRT {
@@ -62,6 +63,10 @@ func (f *fakeRT) Create(ctx context.Context, s *RunSpec) (Proc, error) {
 	f.nextPid++
 	f.procs[s.Spec.Name] = make(chan *ExitInfo, 1)
 	f.calls = append(f.calls, "create "+s.Spec.Name)
+	if f.uppers == nil {
+		f.uppers = map[string]string{}
+	}
+	f.uppers[s.Spec.Name] = s.UpperDir
 	return Proc{Pid: f.nextPid, StartTime: 1}, nil
 }
 
@@ -237,6 +242,13 @@ type testEnv struct {
 
 func newTestAgent(t *testing.T, uci string, rt Runtime) *testEnv {
 	t.Helper()
+	return newTestAgentWith(t, uci, rt, nil)
+}
+
+// newTestAgentWith is newTestAgent with an image store behind the image
+// ops (and persistent layers).
+func newTestAgentWith(t *testing.T, uci string, rt Runtime, images ImageStore) *testEnv {
+	t.Helper()
 	dir := t.TempDir()
 	cfgPath := dir + "/otok"
 	if err := os.WriteFile(cfgPath, []byte(uci), 0o644); err != nil {
@@ -253,7 +265,7 @@ func newTestAgent(t *testing.T, uci string, rt Runtime) *testEnv {
 	} else {
 		logger = log.New(io.Discard, "", 0)
 	}
-	a := New(Options{ConfigPath: cfgPath, StateDir: dir + "/state", Runtime: rt, Store: fakeStore{}, Clock: clock, Log: logger})
+	a := New(Options{ConfigPath: cfgPath, StateDir: dir + "/state", Runtime: rt, Store: fakeStore{}, Images: images, Clock: clock, Log: logger})
 	a.Load()
 	if _, err := a.Init(context.Background()); err != nil {
 		t.Fatal(err)

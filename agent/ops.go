@@ -252,6 +252,7 @@ func (a *Agent) removeCtr(ctx context.Context, c *ctr, timeout time.Duration) er
 	a.notifyLocked()
 	a.mu.Unlock()
 	_ = os.Remove(a.logPath(c.name))
+	a.removePersistent(context.WithoutCancel(ctx), c.name)
 	a.event(Event{Type: EvRemove, Container: c.name})
 	a.saveState()
 	return nil

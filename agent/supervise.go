@@ -185,8 +185,16 @@ func (a *Agent) startCtr(ctx context.Context, c *ctr) (err error) {
 		return wrapCode(CodeUnavailable, err, "container %s: mount image %s", c.name, spec.Image)
 	}
 	release := func() { _ = st.Release(context.WithoutCancel(ctx), img, c.name) }
+	upper := ""
+	if spec.Persistent {
+		if upper, err = a.preparePersistent(ctx, c.name); err != nil {
+			release()
+			return err
+		}
+	}
 	_ = rt.Delete(ctx, c.name) // leftovers of an instance that died with a previous agent
-	p, err := rt.Create(ctx, &RunSpec{Spec: spec, Image: img, Rootfs: rootfs, LogPath: a.logPath(c.name), StateDir: a.stateDir()})
+	p, err := rt.Create(ctx, &RunSpec{Spec: spec, Image: img, Rootfs: rootfs, LogPath: a.logPath(c.name), StateDir: a.stateDir(),
+		UpperDir: upper})
 	if err != nil {
 		release()
 		return wrapCode(CodeInternal, err, "container %s: create", c.name)

@@ -85,7 +85,14 @@ func runAgent(ctx context.Context, e *env, args []string) error {
 
 	rtArgs := []string{"otok", "--state", state}
 	rt := &runtime.Runtime{Root: state, InitArgs: append(rtArgs[:3:3], "init"), ExecArgs: append(rtArgs[:3:3], "execstage")}
-	fst := &agent.FlashStore{Root: store, Keys: keys, RunDir: state}
+	fst := &agent.FlashStore{Root: store, Keys: keys, RunDir: state, Reserve: cfg.Agent.Reserve}
+	if r := os.Getenv("OTOK_RESERVE"); r != "" && !cfg.Agent.ReserveSet {
+		res, err := agent.ParseReserve(r)
+		if err != nil {
+			return usagef("OTOK_RESERVE: %v", err)
+		}
+		fst.Reserve = res
+	}
 	netw := &agent.NetAdapter{StateDir: filepath.Join(state, "net"), DeviceID: cfg.Agent.DeviceID}
 	defer netw.Close()
 	a := agent.New(agent.Options{
