@@ -61,7 +61,7 @@ func newHashWriter(h hash.Hash, w io.Writer, nbuf, size int, afterWrite func(int
 	p := &hashWriter{h: h, w: w, free: make(chan *teeBuf, nbuf), toHash: make(chan *teeBuf, nbuf), toWrite: make(chan *teeBuf, nbuf),
 		hashDone: make(chan struct{}), writeDone: make(chan struct{}), afterWrite: afterWrite, finish: finish}
 	for i := 0; i < nbuf; i++ {
-		p.free <- &teeBuf{b: make([]byte, size)}
+		p.free <- &teeBuf{b: alignedBuffer(size)}
 	}
 	go func() {
 		defer close(p.hashDone)

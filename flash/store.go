@@ -49,8 +49,8 @@ const (
 	copyBufSize  = 128 << 10
 	// The import pipeline's buffers: pipeBufs × pipeBufSize bytes in
 	// flight between the reader, the hasher and the writer.
-	pipeBufs    = 8
-	pipeBufSize = 256 << 10
+	pipeBufs    = 4
+	pipeBufSize = 512 << 10
 )
 
 // DefaultRoot is the store root when none is configured: /overlay/otok on
@@ -738,26 +738,24 @@ func (s *Store) writeSquashfs(ctx context.Context, path string, r io.Reader, m *
 		return 0, err
 	}
 	defer f.Close()
-	cw := countWriter{f, written}
-	if _, err := cw.Write(sbuf[:]); err != nil {
-		return 0, err
-	}
-	h.Write(sbuf[:])
-	total := int64(SuperblockSize)
-	// Start writeback every few MiB so the final fsync has little left
-	// to do and dirty pages do not pile up in a router's small RAM.
+	dw := newDirectWriter(f)
+	cw := countWriter{dw, written}
+	// Without O_DIRECT, start writeback every few MiB so the final fsync
+	// has little left to do and dirty pages do not pile up in a router's
+	// small RAM.
 	const flushEvery = 4 << 20
 	fd := int(f.Fd())
-	flushed := int64(SuperblockSize)
+	var flushed int64
 	afterWrite := func(n int64) {
-		if n+SuperblockSize-flushed >= flushEvery {
-			unix.SyncFileRange(fd, flushed, n+SuperblockSize-flushed, unix.SYNC_FILE_RANGE_WRITE)
-			flushed = n + SuperblockSize
+		if !dw.direct && n-flushed >= flushEvery {
+			unix.SyncFileRange(fd, flushed, n-flushed, unix.SYNC_FILE_RANGE_WRITE)
+			flushed = n
 		}
 	}
 	// fsync this file only, right after its last write while the hasher
 	// finishes (not syncfs: that would also wait for every other writer's
-	// dirty data on a shared filesystem).
+	// dirty data on a shared filesystem). O_DIRECT writes need it too:
+	// the disk's cache and the file's size and extents.
 	fsync := func() error {
 		if err := f.Sync(); err != nil {
 			return fmt.Errorf("%s: fsync: %w", subject, err)
@@ -766,6 +764,10 @@ func (s *Store) writeSquashfs(ctx context.Context, path string, r io.Reader, m *
 	}
 	hw := newHashWriter(h, cw, pipeBufs, pipeBufSize, afterWrite, fsync)
 	defer hw.close(false)
+	// Buffers are filled completely (full, aligned blocks for O_DIRECT);
+	// the superblock already read starts the first one.
+	total := int64(SuperblockSize) // bytes of the stream read
+	pre := SuperblockSize          // bytes already in the next buffer
 	for {
 		if err := ctx.Err(); err != nil {
 			return total, fmt.Errorf("%s: %w", subject, err)
@@ -774,26 +776,32 @@ func (s *Store) writeSquashfs(ctx context.Context, path string, r io.Reader, m *
 			return total, hw.close(false)
 		}
 		buf := hw.buffer()
-		want := int64(len(buf.b))
+		copy(buf.b, sbuf[:pre])
+		want := int64(len(buf.b) - pre)
 		if known && m.Size-total < want {
 			want = m.Size - total
 		}
 		if want == 0 { // declared size reached: the stream must end here
-			hw.put(buf)
+			if pre > 0 {
+				hw.submit(buf, pre)
+			} else {
+				hw.put(buf)
+			}
 			var one [1]byte
 			if n, _ := io.ReadFull(r, one[:]); n > 0 {
 				return total, fmt.Errorf("%s: stream is longer than the declared size %d", subject, m.Size)
 			}
 			break
 		}
-		n, err := io.ReadAtLeast(r, buf.b[:want], 1)
-		if n > 0 {
+		n, err := io.ReadFull(r, buf.b[pre:pre+int(want)])
+		if n > 0 || pre > 0 {
 			if !known && total+int64(n) > limit {
 				hw.put(buf)
 				sp, _ := s.Space()
 				return total, &NoSpaceError{Subject: subject, Need: total + int64(n), Space: sp, Path: s.root}
 			}
-			hw.submit(buf, n)
+			hw.submit(buf, pre+n)
+			pre = 0
 			total += int64(n)
 			if progress != nil {
 				progress(total, m.Size)
