@@ -9,10 +9,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Commit protocol: everything is written under ROOT/tmp, made durable
-// (one syncfs of the store's filesystem covers the files and the temp
-// directory), and renamed into place; the rename is the commit,
-// then the parent directory is fsynced so the rename itself is durable.
+// Commit protocol: everything is written under ROOT/tmp and made durable
+// before it is renamed into place: a squashfs image's few files (the
+// squashfs, written with O_DIRECT where possible, the manifest, the
+// import record) and their directory are fsynced one by one; an unpacked
+// rootfs tree of many files is covered by one syncfs of the store's
+// filesystem instead. The rename is the commit, then the parent directory
+// is fsynced so the rename itself is durable.
 // Removal is the reverse: rename out of images/ into tmp/, fsync, delete.
 // A crash leaves either the old or the new state plus junk in tmp/, which
 // the next writer sweeps.
