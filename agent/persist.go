@@ -82,8 +82,14 @@ func (a *Agent) preparePersistent(ctx context.Context, name string) (string, err
 	a.mu.Lock()
 	a.persistReserve, a.persistRoot = df.Reserve, filepath.Dir(dir)
 	a.mu.Unlock()
-	for _, d := range []string{filepath.Dir(dir), dir, filepath.Join(dir, "upper"), filepath.Join(dir, "work")} {
-		if err := os.Mkdir(d, 0o700); err != nil && !os.IsExist(err) {
+	// the layer's dir keeps host users out (0700); upper is the
+	// container's root directory (overlayfs takes its mode): 0755, as the
+	// tmpfs layer has it
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{filepath.Dir(dir), 0o700}, {dir, 0o700}, {filepath.Join(dir, "upper"), 0o755}, {filepath.Join(dir, "work"), 0o700}} {
+		if err := os.Mkdir(d.path, d.mode); err != nil && !os.IsExist(err) {
 			return "", Errorf(CodeNoSpace, "container %s: persistent: %v", name, err)
 		}
 	}

@@ -37,8 +37,8 @@ func TestPersistentLayer(t *testing.T) {
 	if up != pdir || upTmp != "" {
 		t.Fatalf("upper dirs: p %q (want %q), tmp %q", up, pdir, upTmp)
 	}
-	for _, d := range []string{"upper", "work"} {
-		if fi, err := os.Stat(filepath.Join(pdir, d)); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+	for d, mode := range map[string]os.FileMode{".": 0o700, "upper": 0o755, "work": 0o700} {
+		if fi, err := os.Stat(filepath.Join(pdir, d)); err != nil || !fi.IsDir() || fi.Mode().Perm() != mode {
 			t.Errorf("%s: %v %v", d, fi, err)
 		}
 	}
