@@ -55,8 +55,8 @@ func setupRootfs(cfg *initConfig, ask func(string) (byte, error)) (string, error
 	if size == 0 {
 		size = DefaultTmpfsSize
 	}
-	if s.Rootfs.ReadOnly {
-		size = 64 << 10
+	if s.Rootfs.ReadOnly || s.Rootfs.UpperDir != "" {
+		size = 64 << 10 // only the root mount point (and idmapped lower)
 	}
 	if err := mountf("tmpfs", base, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%d,mode=0755", size)); err != nil {
 		return "", err
@@ -85,10 +85,15 @@ func setupRootfs(cfg *initConfig, ask func(string) (byte, error)) (string, error
 		}
 		return root, nil
 	}
-	upper, work := filepath.Join(base, "upper"), filepath.Join(base, "work")
+	// The writable layer: on the tmpfs, or kept on disk (UpperDir).
+	layer := base
+	if s.Rootfs.UpperDir != "" {
+		layer = s.Rootfs.UpperDir
+	}
+	upper, work := filepath.Join(layer, "upper"), filepath.Join(layer, "work")
 	for _, d := range []string{upper, work} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			return "", err
+		if err := os.Mkdir(d, 0o755); err != nil && !(layer != base && errors.Is(err, os.ErrExist)) {
+			return "", fmt.Errorf("writable layer: %w", err)
 		}
 	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)

@@ -58,6 +58,11 @@ type Rootfs struct {
 	// TmpfsSize caps the tmpfs holding the overlay's upper layer (bytes,
 	// 0 = DefaultTmpfsSize).
 	TmpfsSize int64 `json:"tmpfsSize,omitempty"`
+	// UpperDir, when set, is a host directory on disk that holds the
+	// overlay's "upper" and "work" directories (created when missing,
+	// kept when present) instead of the tmpfs: a persistent writable
+	// layer that survives the container. Absolute; not with ReadOnly.
+	UpperDir string `json:"upperDir,omitempty"`
 	// Image, File and Digest say where Path came from (for ps/inspect and
 	// for the layer that mounts and releases it).
 	Image  string `json:"image,omitempty"`
@@ -169,6 +174,14 @@ func (s *Spec) Validate() error {
 	}
 	if s.Rootfs.TmpfsSize < 0 {
 		return fmt.Errorf("container %s: negative tmpfs size", s.Name)
+	}
+	if u := s.Rootfs.UpperDir; u != "" {
+		if !path.IsAbs(u) {
+			return fmt.Errorf("container %s: upper dir %s: must be absolute", s.Name, u)
+		}
+		if s.Rootfs.ReadOnly {
+			return fmt.Errorf("container %s: upper dir %s: a read-only root has no writable layer", s.Name, u)
+		}
 	}
 	for _, m := range s.Mounts {
 		if !path.IsAbs(m.Source) || !path.IsAbs(m.Target) {
