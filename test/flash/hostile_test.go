@@ -28,6 +28,7 @@ func noiseTree(t *testing.T, n int) string {
 }
 
 func (w *world) build(t *testing.T, from, name, version string, extra ...string) string {
+	needMksquashfs(t)
 	out := filepath.Join(t.TempDir(), name+"-"+version+".otok")
 	w.ok(append([]string{"image", "build", "--from", from, "--name", name, "--version", version, "--key", w.key, "-o", out, "--comp", "gzip"}, extra...)...)
 	return out

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -143,7 +144,9 @@ func dockerArchive(t *testing.T, root string) string {
 	add(tw, "var/cache/.wh..wh..opq", "")
 	add(tw, "var/cache/new", "new")
 	tw.Close()
-	cfg, _ := json.Marshal(map[string]any{"architecture": "amd64", "os": "linux", "config": map[string]any{
+	// The archive is for this machine (the test also runs in the qemu
+	// guests): Docker's architecture names are GOARCH's.
+	cfg, _ := json.Marshal(map[string]any{"architecture": runtime.GOARCH, "os": "linux", "config": map[string]any{
 		"Entrypoint": []string{"/bin/sh", "-c"}, "Cmd": []string{"cat /etc/keep.conf"}, "Env": []string{"PATH=/bin"},
 		"WorkingDir": "/", "ExposedPorts": map[string]any{"8080/tcp": map[string]any{}}}})
 	sum := sha256.Sum256(cfg)
@@ -165,14 +168,15 @@ func TestRoundTripDockerArchive(t *testing.T) {
 	w := newWorld(t)
 	root := busyboxTree(t)
 	out := filepath.Join(w.dir, "docker.otok")
-	w.ok("image", "build", "--from", dockerArchive(t, root), "--name", "fromdocker", "--version", "2", "--arch", "amd64", "--key", w.key, "-o", out)
+	w.ok("image", "build", "--from", dockerArchive(t, root), "--name", "fromdocker", "--version", "2", "--key", w.key, "-o", out)
 	w.ok("image", "import", out)
 	var j struct {
 		Process flash.Process
 		Ports   []string
+		Arch    string
 	}
 	json.Unmarshal([]byte(w.ok("image", "inspect", "fromdocker")), &j)
-	if strings.Join(j.Process.Args, " ") != "/bin/sh -c cat /etc/keep.conf" || len(j.Ports) != 1 {
+	if strings.Join(j.Process.Args, " ") != "/bin/sh -c cat /etc/keep.conf" || len(j.Ports) != 1 || j.Arch != runtime.GOARCH {
 		t.Fatalf("manifest from docker config: %+v", j)
 	}
 	runOrMount(t, w, "fromdocker", map[string]string{
