@@ -3,6 +3,8 @@ package runtime
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +18,38 @@ import (
 
 // cgroupParent is the cgroup (under each hierarchy) holding every container.
 const cgroupParent = "otok"
+
+// DefaultRoots are the state directories whose containers' cgroups are
+// named by the container name alone (otok/NAME): the device's one
+// runtime state (/var/run/otok is /run/otok).
+var DefaultRoots = []string{"/run/otok", "/var/run/otok"}
+
+// CgroupName is the cgroup (under otok/) of container name in state
+// directory root: the name, or for any other state directory the name and
+// a scope taken from the directory (NAME@1a2b3c4d), so that runtimes with
+// their own state (test suites, a second agent) can use the same
+// container names at once. The scope keeps the name as a prefix, and
+// otok/*@SCOPE lists every cgroup of one state directory.
+func CgroupName(root, name string) string {
+	if s := CgroupScope(root); s != "" {
+		return name + "@" + s
+	}
+	return name
+}
+
+// CgroupScope is the scope of root's cgroup names ("" for DefaultRoots).
+func CgroupScope(root string) string {
+	if abs, err := filepath.Abs(root); err == nil {
+		root = abs
+	}
+	for _, d := range DefaultRoots {
+		if root == d {
+			return ""
+		}
+	}
+	sum := sha256.Sum256([]byte(root))
+	return hex.EncodeToString(sum[:4])
+}
 
 // cgroup is one container's cgroup, v1 (one directory per controller) or
 // v2 (one directory).

@@ -153,7 +153,7 @@ func TestPidsLimitFromParent(t *testing.T) {
 		t.Errorf("--init: pids.max %q (%v), want %s", read(), err, want)
 	}
 	// Through Runtime.applyPidsLimit, from a container's state.
-	r := &Runtime{CgroupRoot: root}
+	r := &Runtime{Root: "/var/run/otok", CgroupRoot: root} // a default root: otok/NAME
 	r.layoutOnce.Do(func() { r.layout = l })
 	s := &State{Spec: Spec{Name: "p", Resources: Resources{PidsLimit: 3}}, Pid: os.Getpid()}
 	if err := r.applyPidsLimit(s); err != nil || read() != "3" {
@@ -191,5 +191,25 @@ func TestPidsLimitNoController(t *testing.T) {
 	}
 	if err := writePidsLimit(l.forContainer("n"), 8, false, 0); err == nil {
 		t.Error("pids limit written without a pids hierarchy")
+	}
+}
+
+// TestCgroupName: the device's state directory names cgroups by container
+// name; any other gets a scope of its own, stable, with the name first.
+func TestCgroupName(t *testing.T) {
+	for _, d := range []string{"/run/otok", "/var/run/otok", "/run/otok/"} {
+		if got := CgroupName(d, "web"); got != "web" {
+			t.Errorf("CgroupName(%s) = %s, want web", d, got)
+		}
+	}
+	a, b := CgroupName("/tmp/s1", "web"), CgroupName("/tmp/s2", "web")
+	if a == b || !strings.HasPrefix(a, "web@") || len(a) != len("web@")+8 {
+		t.Errorf("scoped names %s, %s", a, b)
+	}
+	if again := CgroupName("/tmp/s1/", "web"); again != a {
+		t.Errorf("not stable: %s then %s", a, again)
+	}
+	if s := CgroupScope("/tmp/s1"); a != "web@"+s {
+		t.Errorf("scope %s, name %s", s, a)
 	}
 }

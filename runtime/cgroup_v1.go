@@ -12,7 +12,8 @@ import (
 )
 
 // cgroupV1 is a container's cgroup on v1 hierarchies:
-// <root>/<hierarchy>/otok/<name> for each controller otok uses.
+// <root>/<hierarchy>/otok/<name> for each controller otok uses (name:
+// CgroupName, scoped outside the default state directory).
 type cgroupV1 struct {
 	layout        *CgroupLayout
 	name          string

@@ -11,7 +11,7 @@ import (
 )
 
 // cgroupV2 is a container's cgroup on the unified hierarchy:
-// <root>/otok/<name>.
+// <root>/otok/<name> (name: CgroupName).
 type cgroupV2 struct {
 	root string
 	dir  string

@@ -98,7 +98,7 @@ func (r *Runtime) cgroupFor(name string) (cgroup, error) {
 	if err != nil {
 		return nil, err
 	}
-	return l.forContainer(name), nil
+	return l.forContainer(CgroupName(r.Root, name)), nil
 }
 
 // ErrNameInUse is returned by Create for a taken name.
@@ -137,7 +137,7 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 	}
 	defer unlockCreate()
 	Tracef("create: validated")
-	cg := layout.forSpec(name, spec)
+	cg := layout.forSpec(CgroupName(r.Root, name), spec)
 	var cmd *exec.Cmd
 	defer func() {
 		if err == nil {

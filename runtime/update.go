@@ -49,7 +49,7 @@ func (r *Runtime) Update(ctx context.Context, name string, res Resources) error 
 	if s.Spec.Process.Init && res.PidsLimit > 0 {
 		pidsExtra = int64(procThreads(s.Pid)) + 2
 	}
-	switch cg := layout.forContainer(name).(type) {
+	switch cg := layout.forContainer(CgroupName(r.Root, name)).(type) {
 	case *cgroupV2:
 		err = cg.update(res, pidsExtra)
 	case *cgroupV1:

@@ -233,12 +233,16 @@ func TestUpdateV2(t *testing.T) {
 // this test process, over a fake v2 tree.
 func TestRuntimeUpdate(t *testing.T) {
 	root := fakeV2(t)
-	d := filepath.Join(root, "otok", "web")
+	state := t.TempDir()
+	d := filepath.Join(root, "otok", CgroupName(state, "web")) // web@SCOPE
+	if filepath.Base(d) == "web" || !strings.HasPrefix(filepath.Base(d), "web@") {
+		t.Fatalf("a temporary state dir's cgroup is %s, want it scoped", d)
+	}
 	os.MkdirAll(d, 0o755)
 	for _, f := range []string{"memory.max", "memory.swap.max", "cpu.max", "cpu.weight", "pids.max"} {
 		os.WriteFile(filepath.Join(d, f), []byte("max\n"), 0o644)
 	}
-	r := &Runtime{Root: t.TempDir()}
+	r := &Runtime{Root: state}
 	r.layoutOnce.Do(func() { r.layout = &CgroupLayout{Version: 2, Root: root} })
 	os.MkdirAll(r.Dir("web"), 0o700)
 	start, _ := procStart(os.Getpid())

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otok/otok/runtime"
 	"github.com/otok/otok/test/testenv"
 )
 
@@ -174,12 +175,12 @@ func (e *env) leftovers() []string {
 	for _, en := range ents {
 		p = append(p, "state: "+en.Name())
 	}
-	for _, en := range ents {
-		for _, c := range []string{"memory", "pids", "cpu", "devices"} {
-			d := filepath.Join("/sys/fs/cgroup", c, "otok", en.Name())
-			if _, err := os.Stat(d); err == nil {
-				p = append(p, "cgroup: "+d)
-			}
+	// Every cgroup of this state directory (otok/NAME@SCOPE), whatever
+	// its container's name.
+	for _, c := range []string{"memory", "pids", "cpu", "devices", "unified"} {
+		ds, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", c, "otok", "*@"+runtime.CgroupScope(e.state)))
+		for _, d := range ds {
+			p = append(p, "cgroup: "+d)
 		}
 	}
 	return p
@@ -191,10 +192,11 @@ func imageMountedSomewhere() bool {
 }
 
 // cgroupGone checks a container's cgroups were removed.
-func cgroupGone(t *testing.T, name string) {
+func (e *env) cgroupGone(name string) {
+	t := e.t
 	t.Helper()
 	for _, c := range []string{"memory", "pids", "cpu", "devices"} {
-		d := filepath.Join("/sys/fs/cgroup", c, "otok", name)
+		d := filepath.Join("/sys/fs/cgroup", c, "otok", runtime.CgroupName(e.state, name))
 		if _, err := os.Stat(d); err == nil {
 			t.Errorf("cgroup %s left behind", d)
 		}

@@ -81,8 +81,8 @@ func TestStartStopped(t *testing.T) {
 
 	// rm cleans everything; a removed container cannot be started.
 	e.must("rm", "-f", "rstweb", "rstonce")
-	cgroupGone(t, "rstweb")
-	cgroupGone(t, "rstonce")
+	e.cgroupGone("rstweb")
+	e.cgroupGone("rstonce")
 	if !testenv.Poll(5*time.Second, func() bool { return len(e.leftovers()) == 0 }) {
 		t.Errorf("leftovers after rm:\n  %s", strings.Join(e.leftovers(), "\n  "))
 	}
@@ -156,8 +156,8 @@ func TestStartStoppedFails(t *testing.T) {
 		t.Errorf("state after failed starts: %v, want rstvol and rstimg", ents)
 	}
 	e.must("rm", "rstvol", "rstimg")
-	cgroupGone(t, "rstvol")
-	cgroupGone(t, "rstimg")
+	e.cgroupGone("rstvol")
+	e.cgroupGone("rstimg")
 	if !testenv.Poll(5*time.Second, func() bool { return len(e.leftovers()) == 0 }) {
 		t.Errorf("leftovers after rm:\n  %s", strings.Join(e.leftovers(), "\n  "))
 	}

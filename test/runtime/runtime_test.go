@@ -211,7 +211,7 @@ func TestOOMKill(t *testing.T) {
 		t.Errorf("ps -a does not show the OOM kill:\n%s", ps)
 	}
 	e.must("rm", "hog")
-	cgroupGone(t, "hog")
+	e.cgroupGone("hog")
 }
 
 func TestPidsLimit(t *testing.T) {
@@ -341,7 +341,7 @@ echo Seccomp=$(grep ^Seccomp: /proc/self/status | cut -f2)`)
 		t.Error("exec into a stopped container succeeded")
 	}
 	e.must("rm", "web")
-	cgroupGone(t, "web")
+	e.cgroupGone("web")
 	if _, _, code := e.run("inspect", "web"); code == 0 {
 		t.Error("inspect after rm succeeded")
 	}
@@ -495,7 +495,7 @@ func TestGCAfterKill9(t *testing.T) {
 	if st := e.inspect("orphan"); st["status"] != "stopped" {
 		t.Errorf("after gc: %v", st["status"])
 	}
-	cgroupGone(t, "orphan")
+	e.cgroupGone("orphan")
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	if strings.Contains(string(mi), e.state+"/images/") {
 		t.Errorf("image still mounted after gc")
@@ -525,7 +525,7 @@ func TestKill9ForegroundRm(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	cgroupGone(t, "fg")
+	e.cgroupGone("fg")
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	if strings.Contains(string(mi), e.state+"/images/") {
 		t.Error("image still mounted")
@@ -604,7 +604,7 @@ func TestCgroupV2Unified(t *testing.T) {
 		t.Errorf("inside a v2 cgroup: %q", out)
 	}
 	e.must("run", "-d", "--name", "v2d", img, "sleep", "30")
-	procs, err := os.ReadFile(filepath.Join(root, "otok", "v2d", "cgroup.procs"))
+	procs, err := os.ReadFile(filepath.Join(root, "otok", runtime.CgroupName(e.state, "v2d"), "cgroup.procs"))
 	if err != nil || strings.TrimSpace(string(procs)) != fmt.Sprint(e.pid("v2d")) {
 		t.Errorf("v2 cgroup procs %q (%v), init %d", procs, err, e.pid("v2d"))
 	}
@@ -632,7 +632,7 @@ read m < /sys/fs/cgroup/pids.max; echo max=$m`
 		t.Errorf("v2 pids limit without the pids controller: exit %d, %q (stderr %q)", code, out, errOut)
 	}
 	for _, n := range []string{"v2", "v2d", "v2p"} {
-		if _, err := os.Stat(filepath.Join(root, "otok", n)); err == nil {
+		if _, err := os.Stat(filepath.Join(root, "otok", runtime.CgroupName(e.state, n))); err == nil {
 			t.Errorf("v2 cgroup %s left behind", n)
 		}
 	}
