@@ -188,7 +188,9 @@ func mountsUnder(dir string) []string {
 	return out
 }
 
-// cgroupsOf lists v1 and v2 cgroup directories named after a container.
+// cgroupsOf lists v1 and v2 cgroup directories named after a container:
+// otok/NAME (default state directory) and otok/NAME@SCOPE (any other
+// state directory, runtime.CgroupName).
 func cgroupsOf(name string) []string {
 	var out []string
 	for _, c := range []string{"memory", "pids", "cpu", "cpu,cpuacct", "devices", "freezer", "blkio", "unified", ""} {
@@ -196,6 +198,8 @@ func cgroupsOf(name string) []string {
 		if _, err := os.Stat(d); err == nil {
 			out = append(out, d)
 		}
+		scoped, _ := filepath.Glob(d + "@*")
+		out = append(out, scoped...)
 	}
 	return out
 }
