@@ -218,9 +218,12 @@ func TestPidsLimit(t *testing.T) {
 	e := newEnv(t)
 	// Start 100 sleepers with shell builtins only; the limit stops them.
 	// (ash gives up on a failed fork: the subshell dies, PID 1 goes on.)
+	// The container's own cgroup is /sys/fs/cgroup/pids on v1 and
+	// /sys/fs/cgroup itself on v2 (the qemu guests).
 	script := `(i=0; while [ $i -lt 100 ]; do sleep 30 & i=$((i+1)); done) 2>/dev/null
-read n < /sys/fs/cgroup/pids/pids.current; echo pids=$n
-read m < /sys/fs/cgroup/pids/pids.max; echo max=$m`
+d=/sys/fs/cgroup/pids; [ -e $d/pids.max ] || d=/sys/fs/cgroup
+read n < $d/pids.current; echo pids=$n
+read m < $d/pids.max; echo max=$m`
 	out, errOut, code := e.run("run", "--rm", "--pids-limit", "20", img, "sh", "-c", script)
 	got := kv(out)
 	n, _ := strconv.Atoi(got["pids"])
