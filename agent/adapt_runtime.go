@@ -90,12 +90,19 @@ func (r *RuntimeAdapter) Create(ctx context.Context, s *RunSpec) (Proc, error) {
 	if err != nil {
 		return Proc{}, err
 	}
-	logf, err := os.OpenFile(s.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return Proc{}, fmt.Errorf("log file: %w", err)
+	var cio runtime.IO
+	if s.Console != nil {
+		rs.Process.Terminal = true
+		cio = runtime.IO{Stdin: s.Console, Stdout: s.Console, Stderr: s.Console}
+	} else {
+		logf, err := os.OpenFile(s.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return Proc{}, fmt.Errorf("log file: %w", err)
+		}
+		defer logf.Close() // the init has its own descriptors
+		cio = runtime.IO{Stdout: logf, Stderr: logf}
 	}
-	defer logf.Close() // the init has its own descriptors
-	c, err := r.R.Create(ctx, rs, runtime.CreateOptions{IO: runtime.IO{Stdout: logf, Stderr: logf}})
+	c, err := r.R.Create(ctx, rs, runtime.CreateOptions{IO: cio})
 	if err != nil {
 		if errors.Is(err, runtime.ErrNameInUse) {
 			return Proc{}, &Error{Code: CodeConflict, Msg: err.Error()}

@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"time"
+
+	"github.com/fxamacker/cbor/v2"
 )
 
 // The command API. Every transport (the CLI socket here, ubus and MQTT in
@@ -274,6 +276,10 @@ type Op struct {
 	// Stream runs an op that sends replies until it returns (logs -f,
 	// events -f). emit returns an error when the peer is gone.
 	Stream func(ctx context.Context, a *Agent, req any, emit func(any) error) error
+	// Duplex runs an op that also reads from the peer after its request
+	// (attach): input carries the bodies of the peer's further frames and
+	// is closed when the peer goes.
+	Duplex func(ctx context.Context, a *Agent, req any, emit func(any) error, input <-chan cbor.RawMessage) error
 	// Mutating ops are refused to read-only callers (ubus ACLs, MQTT
 	// without a controller signature…).
 	Mutating bool

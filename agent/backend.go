@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"os"
 	"syscall"
 	"time"
 )
@@ -59,6 +60,10 @@ type RunSpec struct {
 	// UpperDir, for a persistent container, is the directory on flash
 	// holding the overlay's upper and work dirs (persist.go).
 	UpperDir string
+	// Console, for a tty container, is the pty slave to give the init as
+	// stdin, stdout and stderr (its controlling terminal) instead of the
+	// log file; the agent holds the master (console.go).
+	Console *os.File
 }
 
 // RuntimeState is one container as the runtime sees it.

@@ -258,3 +258,82 @@ func (c *Client) Events(ctx context.Context, r *EventsRequest, each func(*Event)
 		return each(&e)
 	})
 }
+
+// Attach connects to a container's console: out gets the console's
+// output; what arrives on in (keystrokes, window sizes) goes to the
+// console. It returns when the container exits (nil), the agent refuses
+// (the error), ctx ends, or in is closed (detach: nil). It uses up the
+// client's connection.
+func (c *Client) Attach(ctx context.Context, req *AttachRequest, out func([]byte) error, in <-chan AttachInput) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	conn := c.conn
+	c.conn = nil
+	if conn == nil {
+		var err error
+		if conn, err = (&net.Dialer{}).DialContext(ctx, "unix", c.path); err != nil {
+			return Errorf(CodeUnavailable, "agent: %v", err)
+		}
+	}
+	defer conn.Close()
+	c.id++
+	id := c.id
+	body, err := encMode.Marshal(req)
+	if err != nil {
+		return Errorf(CodeInvalid, "attach: encode request: %v", err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stop()
+	var wmu sync.Mutex
+	if err := writeFrame(conn, wireRequest{ID: id, Op: OpAttach, Body: body}); err != nil {
+		return c.connErr(ctx, err)
+	}
+	detached := make(chan struct{})
+	go func() {
+		for x := range in {
+			b, err := encMode.Marshal(x)
+			if err != nil {
+				continue
+			}
+			wmu.Lock()
+			err = writeFrame(conn, wireRequest{ID: id, Op: OpAttach + ".input", Body: b})
+			wmu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+		// detach: hang up; the read below ends
+		close(detached)
+		_ = conn.SetReadDeadline(time.Now())
+	}()
+	for {
+		b, err := readFrame(conn)
+		if err != nil {
+			select {
+			case <-detached:
+				return nil
+			default:
+			}
+			return c.connErr(ctx, err)
+		}
+		var r wireReply
+		if err := decMode.Unmarshal(b, &r); err != nil {
+			return Errorf(CodeInternal, "agent: bad reply: %v", err)
+		}
+		if r.Err != nil {
+			return r.Err
+		}
+		if len(r.Body) > 0 {
+			var ch LogsChunk
+			if err := decMode.Unmarshal(r.Body, &ch); err != nil {
+				return Errorf(CodeInternal, "agent: bad console chunk: %v", err)
+			}
+			if err := out(ch.Data); err != nil {
+				return err
+			}
+		}
+		if !r.More {
+			return nil
+		}
+	}
+}

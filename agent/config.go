@@ -240,9 +240,6 @@ func containerFromSection(s *uci.Section, profiles map[string]*uci.Section, warn
 	if err := c.Validate(); err != nil {
 		return c, err
 	}
-	if c.Terminal {
-		warn("%s:%d: %s: option tty: consoles (otok attach) are not supported yet, output goes to the log", path, s.Line, subject)
-	}
 	return c, nil
 }
 

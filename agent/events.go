@@ -25,6 +25,7 @@ const (
 	EvAgentStop = "agent-stop"
 	EvUpdate    = "update" // limits changed (Msg: the new limits)
 	EvKill      = "kill"   // a signal sent through the API (Msg: which)
+	EvAttach    = "attach" // a client attached to the console
 )
 
 // Event is one thing that happened, numbered in order.

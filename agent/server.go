@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fxamacker/cbor/v2"
 	"golang.org/x/sys/unix"
 )
 
@@ -176,6 +177,9 @@ func (a *Agent) handle(ctx context.Context, c *net.UnixConn, req *wireRequest, p
 	if err := decodeBody(req.Op, req.Body, r); err != nil {
 		return reply(nil, err, false) == nil
 	}
+	if op.Duplex != nil {
+		return a.duplex(ctx, c, op, r, reply)
+	}
 	if op.Stream == nil {
 		body, err := op.Call(ctx, a, r)
 		return reply(body, err, false) == nil
@@ -196,5 +200,41 @@ func (a *Agent) handle(ctx context.Context, c *net.UnixConn, req *wireRequest, p
 	_ = c.SetReadDeadline(time.Now())
 	<-gone
 	_ = ok
+	return false
+}
+
+// duplex runs an op that reads the peer's further frames (attach): each
+// is a request frame whose body goes to the op's input; the peer hanging
+// up (or a frame that does not decode) closes the input. Like a stream,
+// it uses up the connection.
+func (a *Agent) duplex(ctx context.Context, c *net.UnixConn, op *Op, r any, reply func(any, error, bool) error) bool {
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	input := make(chan cbor.RawMessage, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(input)
+		for {
+			b, err := readFrame(c)
+			if err != nil {
+				return
+			}
+			req, err := decodeRequest(b)
+			if err != nil {
+				return
+			}
+			select {
+			case input <- req.Body:
+			case <-dctx.Done():
+				return
+			}
+		}
+	}()
+	err := op.Duplex(dctx, a, r, func(v any) error { return reply(v, nil, true) }, input)
+	_ = reply(nil, err, false)
+	cancel()
+	_ = c.SetReadDeadline(time.Now())
+	<-done
 	return false
 }

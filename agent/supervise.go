@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -97,6 +98,7 @@ type ctr struct {
 	lastErr            string         // last start error reported as an event
 	known              bool           // restored from the state file: want is what it was
 	killSig            syscall.Signal // last signal sent by the kill op to this instance (0: none)
+	console            *console       // tty: the current instance's pty master (console.go)
 }
 
 func (c *ctr) running() bool {
@@ -192,12 +194,31 @@ func (a *Agent) startCtr(ctx context.Context, c *ctr) (err error) {
 			return err
 		}
 	}
+	var master, slave *os.File
+	if spec.Terminal {
+		if master, slave, err = openPty(); err != nil {
+			release()
+			return wrapCode(CodeInternal, err, "container %s: console", c.name)
+		}
+	}
 	_ = rt.Delete(ctx, c.name) // leftovers of an instance that died with a previous agent
 	p, err := rt.Create(ctx, &RunSpec{Spec: spec, Image: img, Rootfs: rootfs, LogPath: a.logPath(c.name), StateDir: a.stateDir(),
-		UpperDir: upper})
+		UpperDir: upper, Console: slave})
+	if slave != nil {
+		slave.Close() // the init has it
+	}
 	if err != nil {
+		if master != nil {
+			master.Close()
+		}
 		release()
 		return wrapCode(CodeInternal, err, "container %s: create", c.name)
+	}
+	var cons *console
+	if master != nil {
+		// pump from now on: the init may write before it is started
+		cons = &console{master: master, subs: map[chan []byte]struct{}{}, done: make(chan struct{})}
+		a.goroutine(func() { a.pump(c.name, cons) })
 	}
 	undo := func() {
 		bg := context.WithoutCancel(ctx)
@@ -227,7 +248,7 @@ func (a *Agent) startCtr(ctx context.Context, c *ctr) (err error) {
 		return wrapCode(CodeInternal, err, "container %s: start", c.name)
 	}
 	a.mu.Lock()
-	c.run, c.img, c.proc, c.net = spec, img, p, ni
+	c.run, c.img, c.proc, c.net, c.console = spec, img, p, ni, cons
 	c.started = a.clock.Now()
 	if c.created.IsZero() {
 		c.created = c.started
@@ -322,7 +343,7 @@ func (a *Agent) onExit(c *ctr, gen uint64, exit *ExitInfo) {
 	}
 	now := a.clock.Now()
 	ran := now.Sub(c.started)
-	c.exit, c.finished, c.proc, c.net = exit, now, Proc{}, nil
+	c.exit, c.finished, c.proc, c.net, c.console = exit, now, Proc{}, nil, nil
 	if c.healthTimer != nil {
 		c.healthTimer.Stop()
 		c.healthTimer = nil

@@ -88,7 +88,7 @@ func (f *containerFlags) agentUnsupported() []string {
 	add(f.memorySwap != "", "--memory-swap")
 	add(f.cpuShares != 0, "--cpu-shares")
 	add(f.cpuWeight != 0, "--cpu-weight")
-	add(f.interactive, "-i")
+	add(f.interactive && !f.tty, "-i") // with -t, stdin is the console the agent holds
 	add(f.rm, "--rm")
 	return o
 }

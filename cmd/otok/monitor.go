@@ -12,8 +12,11 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/otok/otok/runtime"
 )
@@ -174,6 +177,16 @@ func runMonitor(ctx context.Context, e *env, args []string) error {
 	if lerr == nil {
 		go serveLogs(ln, ring)
 	}
+	// and the console (-t), so `otok attach` right after finds it
+	var cons *monitorConsole
+	if spec.Process.Terminal {
+		cons = &monitorConsole{master: out, subs: map[net.Conn]struct{}{}}
+		csock := filepath.Join(dir, "console.sock")
+		if cln, err := listenPrivate(csock); err == nil {
+			go cons.serve(cln)
+			defer func() { cln.Close(); os.Remove(csock) }()
+		}
+	}
 	fmt.Fprintf(reply, "ok %d\n", c.Pid())
 	reply.Close()
 	// Detach from the CLI's streams entirely.
@@ -189,7 +202,11 @@ func runMonitor(ctx context.Context, e *env, args []string) error {
 	go maintainNetwork(nctx, e, spec.Name)
 	copied := make(chan struct{})
 	go func() {
-		io.Copy(ring, out)
+		if cons != nil {
+			cons.pump(ring)
+		} else {
+			io.Copy(ring, out)
+		}
 		close(copied)
 	}()
 	st, _ := c.Wait(context.Background())
@@ -216,4 +233,89 @@ func runMonitor(ctx context.Context, e *env, args []string) error {
 	}
 	_ = st
 	return nil
+}
+
+// monitorConsole is a detached tty container's console as its monitor
+// holds it: output goes to the log ring and to attached connections
+// (`otok attach` over <dir>/console.sock, mode 0600); what a connection
+// sends is typed into the console; its first line "ROWS COLS" sizes it.
+type monitorConsole struct {
+	master *os.File
+	mu     sync.Mutex
+	subs   map[net.Conn]struct{}
+}
+
+// listenPrivate listens on a unix socket only root (the owner) may open.
+func listenPrivate(path string) (net.Listener, error) {
+	_ = os.Remove(path)
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	return ln, err
+}
+
+func (m *monitorConsole) pump(ring io.Writer) {
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := m.master.Read(buf)
+		if n > 0 {
+			ring.Write(buf[:n])
+			m.mu.Lock()
+			for c := range m.subs {
+				c.SetWriteDeadline(time.Now().Add(time.Second)) // a stuck client is dropped, never the container
+				if _, err := c.Write(buf[:n]); err != nil {
+					c.Close()
+					delete(m.subs, c)
+				}
+			}
+			m.mu.Unlock()
+		}
+		if err != nil {
+			break
+		}
+	}
+	m.mu.Lock()
+	for c := range m.subs {
+		c.Close()
+	}
+	m.subs = nil
+	m.mu.Unlock()
+}
+
+func (m *monitorConsole) serve(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go m.attach(c)
+	}
+}
+
+func (m *monitorConsole) attach(c net.Conn) {
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		c.Close()
+		return
+	}
+	var rows, cols uint16
+	if _, err := fmt.Sscanf(line, "%d %d", &rows, &cols); err == nil && rows > 0 && cols > 0 {
+		unix.IoctlSetWinsize(int(m.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols})
+	}
+	m.mu.Lock()
+	if m.subs == nil {
+		m.mu.Unlock()
+		c.Close()
+		return
+	}
+	m.subs[c] = struct{}{}
+	m.mu.Unlock()
+	io.Copy(m.master, r)
+	m.mu.Lock()
+	if m.subs != nil {
+		delete(m.subs, c)
+	}
+	m.mu.Unlock()
+	c.Close()
 }
