@@ -10,7 +10,25 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 )
+
+// FetchTimeout bounds fetch.sh for the Debian arches (index refresh and
+// .deb downloads: ~1 min cold).
+const FetchTimeout = 10 * time.Minute
+
+// KernelBuildTimeout bounds the big-endian mips kernel build (cold cache:
+// 8 min of CPU, 17-30 min wall on 2 shared cores while the other guests
+// run). Default 22 min, so that with the mips guest's own ~3 min of tasks
+// a cold `make test-qemu` stays within ~30 min; QEMU_KERNEL_TIMEOUT
+// overrides it.
+func KernelBuildTimeout() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("QEMU_KERNEL_TIMEOUT")); err == nil && d > 0 {
+		return d
+	}
+	return 22 * time.Minute
+}
 
 // InfraError is a problem of the test infrastructure (mirror, download,
 // missing host tool, kernel build), not a failure of otok.
@@ -165,11 +183,39 @@ func baseLayout(ar *Archive, a *Arch) {
 }
 
 // fetch runs fetch.sh and parses its KEY=VALUE lines.
+//
+// The run is bounded (KernelBuildTimeout for mips, whose cold cache means
+// a kernel build; FetchTimeout for the downloads), and on timeout the
+// whole process group (bash, make, the compilers) is killed: a cold run
+// must not exceed ~30 min in CI. The mips build tree is kept, so the next
+// run continues the build incrementally.
 func fetch(ctx context.Context, o PrepareOptions) (map[string]string, error) {
+	limit := FetchTimeout
+	if o.Arch.Name == "mips" {
+		limit = KernelBuildTimeout()
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", filepath.Join(o.Repo, "test/qemu/fetch.sh"), o.Arch.Name, o.Cache)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// SIGTERM first: make then deletes the object it was writing (a
+	// truncated .o with a new mtime would break the incremental rebuild).
+	cmd.Cancel = func() error {
+		pg := -cmd.Process.Pid
+		time.AfterFunc(15*time.Second, func() { syscall.Kill(pg, syscall.SIGKILL) })
+		return syscall.Kill(pg, syscall.SIGTERM)
+	}
+	cmd.WaitDelay = 20 * time.Second
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
+	if ctx.Err() == context.DeadlineExceeded {
+		what := "fetch.sh (downloads)"
+		if o.Arch.Name == "mips" {
+			what = "the mips kernel build (cold cache; the build tree is kept and the next run continues it; QEMU_KERNEL_TIMEOUT)"
+		}
+		return nil, &InfraError{fmt.Errorf("%s: %s did not finish within %v: %s", o.Arch.Name, what, limit, lastLines(stderr.String(), 4))}
+	}
 	if err != nil {
 		return nil, &InfraError{fmt.Errorf("%s: fetch.sh: %v: %s", o.Arch.Name, err, lastLines(stderr.String(), 8))}
 	}
