@@ -24,6 +24,9 @@ type execConfig struct {
 	UserNS       *UserNS `json:"userns,omitempty"`
 	Hostname     string  `json:"hostname"`
 	System       bool    `json:"system,omitempty"`
+	// CgroupNS: fd 4 is the container's cgroup namespace, for the exec
+	// stage to join (see Exec).
+	CgroupNS bool `json:"cgroupNS,omitempty"`
 }
 
 // Exec starts p in a running container: it joins the container's cgroup
@@ -91,6 +94,22 @@ func (r *Runtime) Exec(ctx context.Context, name string, p Process, io IO) (*exe
 			cmd.SysProcAttr.UseCgroupFD = true
 			cmd.SysProcAttr.CgroupFD = fd
 		}
+		// On cgroup v2 the clone goes into the cgroup with
+		// CLONE_INTO_CGROUP, which (nsdelegate, as on OpenWrt) refuses
+		// with ENOENT a source cgroup outside the caller's cgroup
+		// namespace: this thread stays in the host's, and the exec stage
+		// joins the container's after the clone.
+		if fd >= 0 {
+			cfd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/cgroup", s.Pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				errc <- fmt.Errorf("container %s: %w", name, err)
+				return
+			}
+			cgns := os.NewFile(uintptr(cfd), "cgroupns")
+			defer cgns.Close()
+			cmd.ExtraFiles = append(cmd.ExtraFiles, cgns)
+			cfg.CgroupNS = true
+		}
 		// The user namespace is joined by a forked child (below); open
 		// it while /proc is still the host's.
 		ufd := -1
@@ -101,7 +120,7 @@ func (r *Runtime) Exec(ctx context.Context, name string, p Process, io IO) (*exe
 			}
 			defer unix.Close(ufd)
 		}
-		if err := joinNamespaces(s.Pid); err != nil {
+		if err := joinNamespaces(s.Pid, cfg.CgroupNS); err != nil {
 			errc <- fmt.Errorf("container %s: %w", name, err)
 			return
 		}
@@ -113,7 +132,7 @@ func (r *Runtime) Exec(ctx context.Context, name string, p Process, io IO) (*exe
 			errc <- err
 			return
 		}
-		proc, err = forkIntoUserNS(ufd, r.ExecArgs, []*os.File{io.Stdin, io.Stdout, io.Stderr, cfgR}, p.Terminal)
+		proc, err = forkIntoUserNS(ufd, r.ExecArgs, append([]*os.File{io.Stdin, io.Stdout, io.Stderr}, cmd.ExtraFiles...), p.Terminal)
 		cmd.Process = proc
 		errc <- err
 	}()
@@ -130,6 +149,10 @@ func (r *Runtime) Exec(ctx context.Context, name string, p Process, io IO) (*exe
 	return cmd, nil
 }
 
+// fdCgroupNS is the exec stage's fd of the container's cgroup namespace
+// (execConfig.CgroupNS).
+const fdCgroupNS = 4
+
 // ExecMain is the exec stage: already inside the container's namespaces
 // and cgroup, it drops privileges and execs the process. It returns only
 // on failure; the process then exits 127 (command not found) or 126.
@@ -141,6 +164,12 @@ func ExecMain() (int, error) {
 		return 126, fmt.Errorf("exec: read config: %w", err)
 	}
 	f.Close()
+	if cfg.CgroupNS {
+		if err := unix.Setns(fdCgroupNS, unix.CLONE_NEWCGROUP); err != nil {
+			return 126, fmt.Errorf("container %s: join cgroup namespace: %w", cfg.Name, err)
+		}
+		unix.Close(fdCgroupNS)
+	}
 	// Other processes in the container must not reach this (host) binary
 	// through /proc/<pid>/exe before the exec.
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)

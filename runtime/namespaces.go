@@ -57,10 +57,10 @@ var nsOrder = []struct {
 }
 
 // joinNamespaces moves the calling thread, which must be locked and never
-// unlocked, into pid's namespaces. It first unshares the thread's
-// filesystem attributes, which Go threads otherwise share and setns(mnt)
-// refuses to change.
-func joinNamespaces(pid int) error {
+// unlocked, into pid's namespaces (but its cgroup namespace with
+// skipCgroup). It first unshares the thread's filesystem attributes, which
+// Go threads otherwise share and setns(mnt) refuses to change.
+func joinNamespaces(pid int, skipCgroup bool) error {
 	fds := make([]int, 0, len(nsOrder))
 	defer func() {
 		for _, fd := range fds {
@@ -84,7 +84,7 @@ func joinNamespaces(pid int) error {
 		return fmt.Errorf("unshare fs: %w", err)
 	}
 	for i, ns := range nsOrder {
-		if _, same := self[ns.file]; same {
+		if _, same := self[ns.file]; same || skipCgroup && ns.flag == unix.CLONE_NEWCGROUP {
 			continue
 		}
 		if err := unix.Setns(fds[i], ns.flag); err != nil {

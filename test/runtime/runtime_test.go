@@ -301,7 +301,8 @@ func TestDetachedLogsExecStop(t *testing.T) {
 	}
 	// exec: same namespaces and cgroup as PID 1.
 	out := e.must("exec", "web", "sh", "-c", `for n in mnt pid net uts ipc cgroup; do [ "$(readlink /proc/1/ns/$n)" = "$(readlink /proc/self/ns/$n)" ] && echo $n=same; done
-grep memory /proc/self/cgroup | sed 's/^[0-9]*:memory:/cg_self=/'; grep memory /proc/1/cgroup | sed 's/^[0-9]*:memory:/cg_init=/'
+cg() { grep :memory: $1 || grep ^0:: $1; } # v1 memory hierarchy, else v2
+cg /proc/self/cgroup | sed 's/^[0-9]*:[a-z]*:/cg_self=/'; cg /proc/1/cgroup | sed 's/^[0-9]*:[a-z]*:/cg_init=/'
 echo Seccomp=$(grep ^Seccomp: /proc/self/status | cut -f2)`)
 	got := kv(out)
 	for _, n := range []string{"mnt", "pid", "net", "uts", "ipc", "cgroup"} {
