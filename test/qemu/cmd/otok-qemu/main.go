@@ -285,7 +285,7 @@ func (d *driver) skipAll(r *archRun, pkgs []string, why string) {
 		d.result(r, "scenario", "skip", "("+why+")", false)
 	}
 	for _, p := range pkgs {
-		d.result(r, "test "+p, "skip", "("+why+")", false)
+		d.result(r, "test "+shortPkg(p), "skip", "("+why+")", false)
 	}
 }
 
@@ -462,7 +462,7 @@ func (d *driver) packagesIn(ctx context.Context, r *archRun, pkgs []string, n in
 				}
 				continue
 			}
-			pkg := "./" + strings.TrimPrefix(strings.TrimPrefix(m[2], "github.com/otok/otok"), "/")
+			pkg := shortPkg(m[2])
 			switch m[1] {
 			case "ok":
 				d.result(r, "test "+pkg, "ok", "("+strings.TrimSpace(m[3])+")", false)
@@ -534,6 +534,11 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// shortPkg names a package as in the result lines: ./runtime, ./test/flash.
+func shortPkg(p string) string {
+	return "./" + strings.TrimPrefix(strings.TrimPrefix(p, "github.com/otok/otok"), "/")
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
