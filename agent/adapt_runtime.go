@@ -36,11 +36,7 @@ func runtimeSpec(s *RunSpec) (*runtime.Spec, error) {
 	rs := &runtime.Spec{Name: c.Name, Hostname: c.Hostname, Privileged: c.Privileged, System: c.System,
 		Annotations: map[string]string{"otok.agent": "1", "otok.image": c.Image}}
 	rs.Rootfs = runtime.Rootfs{Path: s.Rootfs, TmpfsSize: c.TmpfsSize, Image: c.Image}
-	if s.UpperDir != "" {
-		if err := setUpperDir(rs, s.UpperDir); err != nil {
-			return nil, err
-		}
-	}
+	rs.Rootfs.UpperDir = s.UpperDir // persistent layer (persist.go)
 	if s.Image != nil {
 		rs.Rootfs.Digest, rs.Rootfs.File = s.Image.Digest, s.Image.File
 	}
@@ -91,9 +87,13 @@ func (r *RuntimeAdapter) Create(ctx context.Context, s *RunSpec) (Proc, error) {
 		return Proc{}, err
 	}
 	var cio runtime.IO
+	var opts runtime.CreateOptions
 	if s.Console != nil {
 		rs.Process.Terminal = true
 		cio = runtime.IO{Stdin: s.Console, Stdout: s.Console, Stderr: s.Console}
+		if s.ConsoleMaster != nil {
+			s.ConsoleKeptFd = keepConsole(&opts, rs, s.ConsoleMaster)
+		}
 	} else {
 		logf, err := os.OpenFile(s.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
@@ -102,7 +102,8 @@ func (r *RuntimeAdapter) Create(ctx context.Context, s *RunSpec) (Proc, error) {
 		defer logf.Close() // the init has its own descriptors
 		cio = runtime.IO{Stdout: logf, Stderr: logf}
 	}
-	c, err := r.R.Create(ctx, rs, runtime.CreateOptions{IO: cio})
+	opts.IO = cio
+	c, err := r.R.Create(ctx, rs, opts)
 	if err != nil {
 		if errors.Is(err, runtime.ErrNameInUse) {
 			return Proc{}, &Error{Code: CodeConflict, Msg: err.Error()}

@@ -75,6 +75,16 @@ func (a *Agent) adopt(ctx context.Context) {
 		c.proc, c.adopted, c.state, c.want = r.Proc, true, StateRunning, true
 		c.health = r.Health
 		c.exited = make(chan struct{})
+		if r.Run.Terminal && r.ConsoleFd > 0 {
+			// the init kept a dup of the console's master: take it back
+			if m, err := recoverConsole(r.Proc, r.ConsoleFd); err != nil {
+				a.log.Printf("container %s: console: %v", n, err)
+			} else {
+				cons := &console{master: m, subs: map[chan []byte]struct{}{}, done: make(chan struct{})}
+				c.console, c.consoleFd = cons, r.ConsoleFd
+				a.goroutine(func() { a.pump(n, cons) })
+			}
+		}
 		a.watchLocked(c, c.gen)
 		if rs, ok := a.opts.Network.(interface{ Resume(string) }); ok && needsNetwork(r.Run) {
 			rs.Resume(n)

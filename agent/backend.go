@@ -64,6 +64,11 @@ type RunSpec struct {
 	// stdin, stdout and stderr (its controlling terminal) instead of the
 	// log file; the agent holds the master (console.go).
 	Console *os.File
+	// ConsoleMaster is the master of Console. A runtime that can make the
+	// container's init keep a dup of it (surviving the agent) does so and
+	// sets ConsoleKeptFd to its fd number in the init.
+	ConsoleMaster *os.File
+	ConsoleKeptFd int
 }
 
 // RuntimeState is one container as the runtime sees it.

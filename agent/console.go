@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"sync"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
 	"golang.org/x/sys/unix"
+
+	"github.com/otok/otok/runtime"
 )
 
 // Consoles (`option tty`, `otok run -t` with the agent, `otok attach`).
@@ -26,16 +29,20 @@ import (
 // The master must outlive the agent: closing it hangs up the terminal
 // (SIGHUP to the container's session, EIO on its reads), so an agent
 // kill -9 would end a shell console. No per-container helper may hold it.
-// The design: the container's PID 1, when it is otok's reaper (runtime
-// Process.Init), keeps a dup of the master (close-on-exec, never passed
-// to the workload) and the runtime records its fd number; a re-adopting
-// agent gets the master back with pidfd_getfd(2) (Linux ≥ 5.6) from the
-// init's pidfd (recoverConsole). That needs the runtime to pass the
-// master to the reaper (notes/agent-requests.md R3). Until it does, the
-// bound is: an agent kill -9 hangs up tty containers' consoles (the init
-// survives as PID 1 of its namespace, which ignores the hangup unless it
-// handles SIGHUP; shells exit), and an adopted tty container has no
-// console to attach to (attach says so). While the agent is down a tty
+// The design: the container's PID 1 is otok's reaper (runtime
+// Process.Init) and keeps a dup of the master (close-on-exec, never passed
+// to the workload) at a known fd number, recorded in the agent's state
+// file; a re-adopting agent gets the master back with pidfd_getfd(2)
+// (Linux ≥ 5.6) from the init's pidfd (recoverConsole) and pumps it again.
+// That needs the runtime to pass the master to the init
+// (runtime.CreateOptions.KeepFiles, notes/agent-requests.md R3; found by
+// keepConsole). A system container's /sbin/init must be PID 1, so it gets
+// no reaper and no kept master. Without a kept master (a runtime without
+// KeepFiles, a system container, a kernel before 5.6) the bound is: an
+// agent kill -9 hangs up the console (the init survives as PID 1 of its
+// namespace, which ignores the hangup unless it handles SIGHUP; a shell
+// reading it exits), and a re-adopted tty container has no console to
+// attach to (attach says so). While the agent is down a tty
 // container's output waits in the pty's buffer (a few KiB) and then its
 // writes block until the next agent reads them.
 
@@ -257,4 +264,24 @@ func recoverConsole(p Proc, fd int) (*os.File, error) {
 		return nil, fmt.Errorf("console: fd %d of pid %d is not a pty master: %w", fd, p.Pid, err)
 	}
 	return f, nil
+}
+
+// keptConsoleFd is where the init keeps the first of CreateOptions.KeepFiles
+// (after its spec pipe, fd 3, and status pipe, fd 4).
+const keptConsoleFd = 5
+
+// keepConsole asks the runtime to make the container's init keep a dup of
+// master, when this build's runtime can (CreateOptions.KeepFiles, R3:
+// found by reflection until it lands, then a plain assignment). The init
+// must then be otok's reaper, which keeps it (a system container's
+// /sbin/init must be PID 1: none). It returns the fd number in the init,
+// or 0.
+func keepConsole(opts *runtime.CreateOptions, rs *runtime.Spec, master *os.File) int {
+	f := reflect.ValueOf(opts).Elem().FieldByName("KeepFiles")
+	if !f.IsValid() || f.Type() != reflect.TypeOf([]*os.File(nil)) || rs.System {
+		return 0
+	}
+	rs.Process.Init = true
+	f.Set(reflect.ValueOf([]*os.File{master}))
+	return keptConsoleFd
 }

@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/otok/otok/flash"
-	"github.com/otok/otok/runtime"
 )
 
 // Persistent writable layers (`option persistent 1`).
@@ -148,19 +146,4 @@ func (a *Agent) checkPersistentSpace() {
 	} else {
 		a.event(Event{Type: EvError, Msg: fmt.Sprintf("store %s: %s free, above its reserve of %s again", root, flash.HumanBytes(free), flash.HumanBytes(reserve))})
 	}
-}
-
-// setUpperDir puts the persistent layer into the runtime's spec. The
-// runtime's Rootfs.UpperDir field is asked for in
-// /work/notes/agent-requests.md (R1); until this build's runtime has it,
-// a persistent container fails to start with an error saying so, rather
-// than silently keeping its changes on the tmpfs. (Reflection only
-// bridges that; with the field present this is one assignment.)
-func setUpperDir(rs *runtime.Spec, dir string) error {
-	f := reflect.ValueOf(&rs.Rootfs).Elem().FieldByName("UpperDir")
-	if !f.IsValid() || f.Kind() != reflect.String || !f.CanSet() {
-		return Errorf(CodeInvalid, "container %s: persistent: this otok's runtime cannot put the writable layer on flash (no Rootfs.UpperDir); remove option persistent or upgrade otok", rs.Name)
-	}
-	f.SetString(dir)
-	return nil
 }

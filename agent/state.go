@@ -37,6 +37,9 @@ type ctrRecord struct {
 	UserStopped bool           `cbor:"userStopped,omitempty"`
 	Want        bool           `cbor:"want,omitempty"`
 	Health      string         `cbor:"health,omitempty"`
+	// ConsoleFd: the container's init keeps a dup of its console's pty
+	// master at this fd number (console.go); 0: none.
+	ConsoleFd int `cbor:"consoleFd,omitempty"`
 }
 
 func (a *Agent) statePath() string { return filepath.Join(a.agentDir(), "state.cbor") }
@@ -51,7 +54,7 @@ func (a *Agent) saveState() {
 	for n, c := range a.ctrs {
 		r := &ctrRecord{Proc: c.proc, Running: c.running(), Run: c.run, Image: c.img, Net: c.net,
 			Created: c.created, Started: c.started, Restarts: c.restarts, Failures: c.failures,
-			UserStopped: c.userStopped, Health: c.health, Want: c.want}
+			UserStopped: c.userStopped, Health: c.health, Want: c.want, ConsoleFd: c.consoleFd}
 		if !r.Running && !r.UserStopped && r.Restarts == 0 && c.exit == nil {
 			continue // nothing to remember
 		}

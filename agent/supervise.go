@@ -99,6 +99,7 @@ type ctr struct {
 	known              bool           // restored from the state file: want is what it was
 	killSig            syscall.Signal // last signal sent by the kill op to this instance (0: none)
 	console            *console       // tty: the current instance's pty master (console.go)
+	consoleFd          int            // tty: where the init keeps a dup of the master (0: nowhere)
 }
 
 func (c *ctr) running() bool {
@@ -202,8 +203,9 @@ func (a *Agent) startCtr(ctx context.Context, c *ctr) (err error) {
 		}
 	}
 	_ = rt.Delete(ctx, c.name) // leftovers of an instance that died with a previous agent
-	p, err := rt.Create(ctx, &RunSpec{Spec: spec, Image: img, Rootfs: rootfs, LogPath: a.logPath(c.name), StateDir: a.stateDir(),
-		UpperDir: upper, Console: slave})
+	rs := &RunSpec{Spec: spec, Image: img, Rootfs: rootfs, LogPath: a.logPath(c.name), StateDir: a.stateDir(),
+		UpperDir: upper, Console: slave, ConsoleMaster: master}
+	p, err := rt.Create(ctx, rs)
 	if slave != nil {
 		slave.Close() // the init has it
 	}
@@ -248,7 +250,7 @@ func (a *Agent) startCtr(ctx context.Context, c *ctr) (err error) {
 		return wrapCode(CodeInternal, err, "container %s: start", c.name)
 	}
 	a.mu.Lock()
-	c.run, c.img, c.proc, c.net, c.console = spec, img, p, ni, cons
+	c.run, c.img, c.proc, c.net, c.console, c.consoleFd = spec, img, p, ni, cons, rs.ConsoleKeptFd
 	c.started = a.clock.Now()
 	if c.created.IsZero() {
 		c.created = c.started
@@ -343,7 +345,7 @@ func (a *Agent) onExit(c *ctr, gen uint64, exit *ExitInfo) {
 	}
 	now := a.clock.Now()
 	ran := now.Sub(c.started)
-	c.exit, c.finished, c.proc, c.net, c.console = exit, now, Proc{}, nil, nil
+	c.exit, c.finished, c.proc, c.net, c.console, c.consoleFd = exit, now, Proc{}, nil, nil, 0
 	if c.healthTimer != nil {
 		c.healthTimer.Stop()
 		c.healthTimer = nil

@@ -357,11 +357,17 @@ func TestStartupAndRSS(t *testing.T) {
 	stateFile := filepath.Join(w.state, "agent", "state.cbor")
 	fi0, _ := os.Stat(stateFile)
 	w0 := ioField(w.cmd.Process.Pid, "write_bytes: ")
-	time.Sleep(11 * time.Second) // more than one log trim interval
+	// more than one log trim interval; OTOK_IDLE_SECONDS=600 measures the
+	// issue's 10 minutes (benchmark runs)
+	idleFor := 11 * time.Second
+	if s, err := strconv.Atoi(os.Getenv("OTOK_IDLE_SECONDS")); err == nil && s > 0 {
+		idleFor = time.Duration(s) * time.Second
+	}
+	time.Sleep(idleFor)
 	idleWrites := ioField(w.cmd.Process.Pid, "write_bytes: ") - w0
 	fi1, _ := os.Stat(stateFile)
 	t.Logf("agent start → 10 autostart containers running: %s (target ≤ 1 s)", startup.Round(time.Millisecond))
-	t.Logf("bytes written to storage by the idle agent with 10 containers over 11 s: %d (target 0)", idleWrites)
+	t.Logf("bytes written to storage by the idle agent with 10 containers over %s: %d (target 0)", idleFor, idleWrites)
 	if idleWrites != 0 {
 		t.Errorf("idle agent wrote %d bytes", idleWrites)
 	}

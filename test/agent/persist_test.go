@@ -3,29 +3,16 @@ package agentsys
 import (
 	"os"
 	"path/filepath"
-	"reflect"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/otok/otok/runtime"
 )
-
-// runtimeHasUpperDir: this tree's runtime can put a container's
-// writable layer on disk (Rootfs.UpperDir, asked for in
-// notes/agent-requests.md R1).
-func runtimeHasUpperDir() bool {
-	_, ok := reflect.TypeOf(runtime.Rootfs{}).FieldByName("UpperDir")
-	return ok
-}
 
 // TestPersistentLayer: a container with option persistent writes into
 // STORE/persistent/NAME/upper on disk; what it wrote is there again
 // after a restart; removing
 // its section (reload) deletes the layer. A non-persistent container's
-// changes are gone at its restart. Without the runtime's support the
-// container fails with an error saying so (never a silent tmpfs).
+// changes are gone at its restart.
 func TestPersistentLayer(t *testing.T) {
 	w := newWorld(t)
 	const cmd = `
@@ -38,14 +25,6 @@ func TestPersistentLayer(t *testing.T) {
 	w.writeConfig(base + "config container agt_per\n\toption image 'IMG'\n\toption persistent 1\n" + cmd)
 	w.start()
 	layer := filepath.Join(w.dir, "store", "persistent", "agt_per")
-	if !runtimeHasUpperDir() {
-		st := w.waitState("agt_per", "error", 15*time.Second)
-		if !strings.Contains(st.Error, "container agt_per: persistent: this otok's runtime cannot put the writable layer on flash") {
-			t.Errorf("without runtime support: %q", st.Error)
-		}
-		w.waitState("agt_tmp", "running", 15*time.Second)
-		return
-	}
 	w.waitState("agt_per", "running", 15*time.Second)
 	w.waitState("agt_tmp", "running", 15*time.Second)
 	marks := filepath.Join(layer, "upper", "marks")
