@@ -5,11 +5,14 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/otok/otok/runtime"
 	"github.com/otok/otok/test/testenv"
 )
 
@@ -157,5 +160,64 @@ func TestAttachMonitorConsole(t *testing.T) {
 	}
 	if b, err := w.cmdOtok("logs", "mon_tty").CombinedOutput(); err != nil || !strings.Contains(string(b), "mon-42") {
 		t.Errorf("logs: %v\n%s", err, b)
+	}
+}
+
+// runtimeKeepsFiles: this tree's runtime can make a container's init keep
+// files for the agent (CreateOptions.KeepFiles, notes/agent-requests.md R3).
+func runtimeKeepsFiles() bool {
+	_, ok := reflect.TypeOf(runtime.CreateOptions{}).FieldByName("KeepFiles")
+	return ok
+}
+
+// TestConsoleAcrossAgentKill9: the console of a tty container outlives a
+// kill -9 of the agent: the container's init (otok's reaper) keeps a dup
+// of the pty master, the restarted agent takes it back (pidfd_getfd) and
+// attach reaches the same shell; what the shell printed while no agent
+// ran reaches the log. Without the runtime's KeepFiles the documented
+// bound holds instead: the console is hung up with the agent.
+func TestConsoleAcrossAgentKill9(t *testing.T) {
+	w := newWorld(t)
+	w.writeConfig(`config agent
+	option stop_timeout 2
+
+config container agt_con
+	option image 'IMG'
+	option tty 1
+	list command /bin/sh
+`)
+	w.start()
+	st := w.waitState("agt_con", "running", 15*time.Second)
+	pid := st.Pid
+	a := attach(t, "--state", w.state, "attach", "agt_con")
+	a.in.Write([]byte("(sleep 1; echo while-away-$((40+2))) &\n"))
+	time.Sleep(200 * time.Millisecond)
+	w.signal(syscall.SIGKILL)
+	a.wait() // the attachment ends with its agent
+	if !runtimeKeepsFiles() {
+		time.Sleep(1500 * time.Millisecond)
+		w.start()
+		st := w.waitState("agt_con", "exited", 10*time.Second)
+		t.Logf("without KeepFiles: the console was hung up with the agent; the shell ended: %+v", st.Exit)
+		return
+	}
+	time.Sleep(1500 * time.Millisecond) // the background echo runs while no agent does
+	w.start()
+	st = w.waitState("agt_con", "running", 10*time.Second)
+	if st.Pid != pid || !st.Adopted {
+		t.Fatalf("after the agent's restart: %+v (pid was %d)", st, pid)
+	}
+	b := attach(t, "--state", w.state, "attach", "agt_con")
+	b.in.Write([]byte("echo back-$((2*21))\n"))
+	b.waitOut("back-42")
+	b.in.Write([]byte{0x10, 0x11})
+	if err := b.wait(); err != nil {
+		t.Errorf("detach: %v", err)
+	}
+	if out, _ := w.otok("logs", "agt_con"); !strings.Contains(out, "while-away-42") || !strings.Contains(out, "back-42") {
+		t.Errorf("logs:\n%s", out)
+	}
+	if st := w.inspect("agt_con"); st.State != "running" || st.Pid != pid {
+		t.Errorf("after detach: %+v", st)
 	}
 }
