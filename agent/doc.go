@@ -8,14 +8,18 @@
 //     validation (config.go, spec.go), profiles, dependency cycles;
 //   - the one command API (api.go, errors.go): typed requests and replies
 //     for run, create, start, stop, restart, remove, list, inspect, logs,
-//     stats, events, reload, status, image import/list/remove/gc and df, and
+//     stats, events, reload, status, update (live limits) and kill
+//     (update.go), attach (a duplex op: console.go), image
+//     import/list/remove/gc and df, and
 //     error codes typed once (Code) and mapped to CLI exit codes, ubus
 //     status codes and MQTT reply codes. The CLI socket (server.go,
 //     client.go, CBOR frames in frame.go), ubus and MQTT are thin
 //     transports over the Ops table;
 //   - the reconcile loop (reconcile.go), supervision with restart policies,
 //     backoff and health checks (supervise.go), container output files
-//     (logs.go), events (events.go), stats (stats.go);
+//     (logs.go), consoles of tty containers (console.go), persistent
+//     writable layers on the store's flash (persist.go), events
+//     (events.go), stats (stats.go);
 //   - its state on tmpfs (state.go) and re-adoption of running containers
 //     after its own restart (adopt.go).
 //
