@@ -286,20 +286,26 @@ func runImageImport(ctx context.Context, e *env, sc *command, args []string) err
 		return usagef("want exactly one FILE, - or URL")
 	}
 	src := args[0]
-	// A signed .otok on this device goes through a running agent, so the
-	// containers waiting for it start at once. Anything the agent's import
-	// does not take (options, tarballs, squashfs, URLs, stdin) is imported
-	// here; the agent finds it on its next retry (agent.RetryInterval).
-	if name == "" && version == "" && arch == "" && reserve == "" && maxSize == "" && !insecure && !allowSpecial &&
-		strings.HasSuffix(src, ".otok") && !flash.IsURL(src) {
+	// A local file on this device goes through a running agent, so the
+	// containers waiting for it start at once; the agent takes the same
+	// options. URLs, stdin and --reserve are imported here; the agent
+	// finds such an image on its next retry (agent.RetryInterval).
+	if reserve == "" && src != "-" && !flash.IsURL(src) {
 		if fi, err := os.Stat(src); err == nil && fi.Mode().IsRegular() {
+			req := agent.ImageImportRequest{Name: name, Version: version, Arch: arch, InsecureSkipVerify: insecure, AllowSpecial: allowSpecial}
+			if err := checkImportArgs(src, &req, maxSize); err != nil {
+				return err
+			}
 			c, err := dialAgent(ctx, e)
 			if err != nil {
 				return agentError(e, "image import", err)
 			}
 			if c != nil {
 				defer c.Close()
-				return importViaAgent(ctx, e, c, src)
+				if insecure {
+					fmt.Fprintln(e.stderr, insecureWarning)
+				}
+				return importViaAgent(ctx, e, c, src, req)
 			}
 		}
 	}
@@ -308,7 +314,7 @@ func runImageImport(ctx context.Context, e *env, sc *command, args []string) err
 		return err
 	}
 	if insecure {
-		fmt.Fprintln(e.stderr, "WARNING: --insecure-skip-verify: the signature is NOT checked; whoever supplied this image can run code on this device")
+		fmt.Fprintln(e.stderr, insecureWarning)
 	}
 	var r io.Reader
 	size := int64(-1)
@@ -395,34 +401,73 @@ func runImageImport(ctx context.Context, e *env, sc *command, args []string) err
 	return nil
 }
 
+const insecureWarning = "WARNING: --insecure-skip-verify: the signature is NOT checked; whoever supplied this image can run code on this device"
+
+// checkImportArgs applies to a local file the usage rules the direct
+// import applies (by the file's magic), before it goes to the agent, and
+// fills req.MaxSize.
+func checkImportArgs(path string, req *agent.ImageImportRequest, maxSize string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", path, err)
+	}
+	head := make([]byte, 8)
+	n, _ := io.ReadFull(f, head)
+	f.Close()
+	head = head[:n]
+	switch {
+	case bytes.HasPrefix(head, flash.OtokMagic[:]):
+		if req.Name != "" || req.Version != "" {
+			return usagef("--name/--version apply to bare squashfs and tarballs; a .otok names itself")
+		}
+	case bytes.HasPrefix(head, []byte("hsqs")):
+		if req.Name == "" {
+			return usagef("a bare squashfs needs --name (and --insecure-skip-verify: it carries no signature)")
+		}
+	default:
+		if req.Name == "" {
+			return usagef("a rootfs tarball needs --name (and --insecure-skip-verify: it carries no signature)")
+		}
+		if !req.InsecureSkipVerify {
+			return fmt.Errorf("image %s: a rootfs tarball carries no signature; import it with --insecure-skip-verify, or build a signed .otok with 'otok image build'", req.Name)
+		}
+	}
+	if maxSize != "" {
+		max, err := parseByteSize(maxSize)
+		if err != nil {
+			return usagef("bad --max-size %q", maxSize)
+		}
+		req.MaxSize = max
+	}
+	return nil
+}
+
 // importViaAgent asks the agent to import the file at path.
-func importViaAgent(ctx context.Context, e *env, c *agent.Client, path string) error {
+func importViaAgent(ctx context.Context, e *env, c *agent.Client, path string, req agent.ImageImportRequest) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return err
 	}
+	req.Path = abs
 	start := time.Now()
-	info, err := c.ImageImport(ctx, abs)
+	info, err := c.ImageImportWith(ctx, &req)
 	if err != nil {
 		return agentError(e, "image import", err)
 	}
 	ref := info.Name + ":" + info.Version
-	desc := ""
-	if st, err := openStore(e, ""); err == nil {
-		if img, err := st.Resolve(info.Digest); err == nil {
-			signer := "UNSIGNED"
-			if img.Signed {
-				signer = "signed by " + img.KeyID
-			}
-			ref = img.Ref()
-			desc = fmt.Sprintf(" (%s %s, sha256:%s, %s)", img.Manifest.Kind, img.Manifest.Arch, img.Digest, signer)
+	if info.Existed {
+		fmt.Fprintf(e.stdout, "%s already in the store (sha256:%s); %s written, by the agent\n", ref, info.Digest, flash.HumanBytes(info.Written))
+		return nil
+	}
+	signer := "UNSIGNED"
+	if info.KeyID != "" {
+		signer = "signed by " + info.KeyID
+		if req.InsecureSkipVerify {
+			signer += " (NOT verified)"
 		}
 	}
-	if desc == "" {
-		desc = fmt.Sprintf(" (sha256:%s)", info.Digest)
-	}
-	fmt.Fprintf(e.stdout, "imported %s%s: %s in the store, by the agent in %.2fs\n",
-		ref, desc, flash.HumanBytes(info.Size), time.Since(start).Seconds())
+	fmt.Fprintf(e.stdout, "imported %s (%s %s, sha256:%s, %s): %s written to flash by the agent in %.2fs\n",
+		ref, info.Kind, info.Arch, info.Digest, signer, flash.HumanBytes(info.Written), time.Since(start).Seconds())
 	return nil
 }
 
