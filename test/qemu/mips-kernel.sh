@@ -49,7 +49,11 @@ if [[ ! -f $work/.extracted || $(cat "$work/.extracted") != "$srcver" ]]; then
   tar -xJf "$src_tar" -C "$work" --strip-components=1
   echo "$srcver" >"$work/.extracted"
 fi
-mk() { nice -n 19 make -C "$work" ARCH=mips CROSS_COMPILE=mips-linux-gnu- "$@"; }
+# A clean environment: run from `make test-qemu VERSION=…`, the parent
+# make's MAKEFLAGS carried VERSION into the kernel's make (kernel release
+# "00133b5.1.192", LINUX_VERSION_CODE empty, build failed); CC, CFLAGS,
+# ARCH, O, … from the caller would be just as wrong here.
+mk() { env -i PATH="$PATH" HOME="${HOME:-/root}" LANG=C nice -n 19 make -C "$work" ARCH=mips CROSS_COMPILE=mips-linux-gnu- "$@"; }
 mk -s malta_defconfig >&2
 # Drop everything malta_defconfig builds as a module: with CONFIG_MODULES
 # off Kconfig would turn each =m into =y and build hundreds of drivers.
@@ -70,6 +74,10 @@ mv "$out.tmp" "$out"
 cp "$work/.config" "$out.config"
 (cd "$(dirname "$out")" && sha256sum "$(basename "$out")" >"$(basename "$out").sha256")
 echo "mips-kernel: built $out in $(( $(date +%s) - start ))s" >&2
-# Keep the build tree (incremental rebuilds); drop older kernels.
-for f in "$cache"/mips/vmlinux-*; do [[ $f == "$out" || $f == "$out.sha256" || $f == "$out.config" ]] || rm -f "$f"; done
+# Keep the build tree (incremental rebuilds) and the three newest kernels:
+# checkouts of different commits (CI, a developer's snapshot) may use
+# different keys at the same time and must not delete each other's.
+ls -1t "$cache"/mips/vmlinux-*.sha256 2>/dev/null | tail -n +4 | while read -r old; do
+  rm -f "${old%.sha256}" "$old" "${old%.sha256}.config"
+done
 echo "$out"
