@@ -270,6 +270,7 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 	Tracef("create: spec sent")
 	// The init may ask for an idmapped image ("lower <target>"); the
 	// answer goes back on the spec pipe: 'L' attached, 'N' use it as is.
+	var warnings []string
 	err = readStatus(ctx, statusR, cmd.Process, func(req string) {
 		target, ok := strings.CutPrefix(req, "lower ")
 		answer := []byte{'N'}
@@ -277,7 +278,10 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 			if err := attachIDMappedLower(cmd.Process.Pid, spec.Rootfs.Path, target); err == nil {
 				answer[0] = 'L'
 			} else {
-				Tracef("create: no idmapped image: %v", err)
+				// Older kernels cannot idmap every filesystem (squashfs
+				// before 6.x): the container runs, but the image's files
+				// keep their host owners (nobody inside).
+				warnings = append(warnings, fmt.Sprintf("user namespace: cannot idmap the image (%v): its files stay owned by their host ids (nobody in the container)", err))
 			}
 		}
 		specW.Write(answer)
@@ -292,6 +296,7 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 		Spec: *spec, Status: StatusCreated, Pid: cmd.Process.Pid, PidStart: start,
 		ParentPid: os.Getpid(), Created: time.Now().UTC(), Cgroups: cg.paths(),
 		CgroupVer: layout.Version, Caps: CapNames(caps), Seccomp: cfg.Seccomp,
+		Warnings: warnings,
 	}
 	if err := r.save(st); err != nil {
 		return nil, err

@@ -39,6 +39,9 @@ type State struct {
 	CgroupVer  int       `json:"cgroupVersion,omitempty"`
 	Caps       []string  `json:"capabilities,omitempty"`
 	Seccomp    bool      `json:"seccomp"`
+	// Warnings are what Create had to do differently from the spec (e.g.
+	// a user namespace without an idmapped image), for the caller to show.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ErrNotFound is returned for an unknown container name.

@@ -332,6 +332,9 @@ func runForeground(ctx context.Context, e *env, p *prepared) (err error) {
 		p.release()
 		return err
 	}
+	for _, w := range c.State().Warnings {
+		fmt.Fprintf(e.stderr, "otok: warning: container %s: %s\n", spec.Name, w)
+	}
 	cleanup := func() {
 		if f.rm {
 			removeContainer(context.Background(), e, r, spec.Name, true)
