@@ -420,7 +420,15 @@ func ExitCode(ws syscall.WaitStatus) int {
 
 // Wait waits for the container's init to exit, records the exit (code,
 // OOM kill) and removes the cgroup. Only the creating process can Wait.
-func (c *Container) Wait(ctx context.Context) (*State, error) {
+func (c *Container) Wait(ctx context.Context) (*State, error) { return c.wait(ctx, false) }
+
+// WaitRemove is Wait followed by Delete, for a container that goes with
+// its command (run --rm): the exit is reported but never recorded, and the
+// state directory is removed with the cgroup. The caller releases what it
+// attached (image, network) as after Delete.
+func (c *Container) WaitRemove(ctx context.Context) (*State, error) { return c.wait(ctx, true) }
+
+func (c *Container) wait(ctx context.Context, remove bool) (*State, error) {
 	done := make(chan struct{})
 	go func() {
 		select {
@@ -469,6 +477,9 @@ func (c *Container) Wait(ctx context.Context) (*State, error) {
 	st.OOMKilled = oom
 	st.ExitReason = reason
 	st.Finished = time.Now().UTC()
+	if remove {
+		return st, errors.Join(cgErr, c.r.removeDir(c.Name))
+	}
 	if err := c.r.save(st); err != nil {
 		return st, err
 	}
@@ -581,20 +592,24 @@ func (r *Runtime) Delete(ctx context.Context, name string, force bool) (*State, 
 		}
 	}
 	Tracef("delete: cgroups gone")
-	// The container's parent (a monitor) may still be writing its last
-	// record; retry briefly.
-	var rerr error
-	for i := 0; i < 100; i++ {
-		if rerr = os.RemoveAll(r.Dir(name)); rerr == nil {
-			break
-		}
-		Tracef("delete: remove state: %v", rerr)
-		time.Sleep(2 * time.Millisecond)
-	}
-	if rerr != nil {
-		errs = append(errs, fmt.Errorf("container %s: remove state: %w", name, rerr))
+	if err := r.removeDir(name); err != nil {
+		errs = append(errs, err)
 	}
 	return s, errors.Join(errs...)
+}
+
+// removeDir removes a container's state directory. The container's parent
+// (a monitor) may still be writing its last record; it retries briefly.
+func (r *Runtime) removeDir(name string) error {
+	var err error
+	for i := 0; i < 100; i++ {
+		if err = os.RemoveAll(r.Dir(name)); err == nil {
+			return nil
+		}
+		Tracef("delete: remove state: %v", err)
+		time.Sleep(2 * time.Millisecond)
+	}
+	return fmt.Errorf("container %s: remove state: %w", name, err)
 }
 
 // deleteHalfCreated removes a state directory without state.json: once

@@ -173,13 +173,18 @@ func removeContainer(ctx context.Context, e *env, r *runtime.Runtime, name strin
 	st, err := r.Delete(ctx, name, force)
 	runtime.Tracef("rm: deleted")
 	if st != nil {
-		for _, h := range containerRemoveHooks {
-			h(ctx, e, st)
-		}
-		runtime.Tracef("rm: hooks run")
-		releaseImage(e, &st.Spec)
+		releaseRemoved(ctx, e, st)
 	}
 	return err
+}
+
+// releaseRemoved releases what otok attached to a deleted container.
+func releaseRemoved(ctx context.Context, e *env, st *runtime.State) {
+	for _, h := range containerRemoveHooks {
+		h(ctx, e, st)
+	}
+	runtime.Tracef("rm: hooks run")
+	releaseImage(e, &st.Spec)
 }
 
 // sweepContainers records containers whose otok parent was killed and
@@ -322,10 +327,19 @@ func runForeground(ctx context.Context, e *env, p *prepared) (err error) {
 			cio.Stdin = stdin
 		}
 	}
-	// Signals are caught from here on and forwarded once the container runs.
+	// Signals are caught from here on and forwarded once the container
+	// runs. Catching hands each signal over to Go's signal thread and
+	// back: done while Create waits on the kernel and the init stage.
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, forwardedSignals...)
-	defer signal.Stop(sigs)
+	notified := make(chan struct{})
+	go func() {
+		signal.Notify(sigs, forwardedSignals...)
+		close(notified)
+	}()
+	defer func() {
+		<-notified
+		signal.Stop(sigs)
+	}()
 	runtime.Tracef("run: creating")
 	c, err := r.Create(ctx, spec, runtime.CreateOptions{IO: cio, KillOnParentExit: true})
 	if err != nil {
@@ -372,6 +386,7 @@ func runForeground(ctx context.Context, e *env, p *prepared) (err error) {
 		cleanup()
 		return err
 	}
+	<-notified
 	go func() {
 		for s := range sigs {
 			sig, ok := s.(syscall.Signal)
@@ -381,7 +396,13 @@ func runForeground(ctx context.Context, e *env, p *prepared) (err error) {
 			syscall.Kill(c.Pid(), sig)
 		}
 	}()
-	st, werr := c.Wait(context.Background())
+	var st *runtime.State
+	var werr error
+	if f.rm {
+		st, werr = c.WaitRemove(context.Background()) // no stopped state recorded first
+	} else {
+		st, werr = c.Wait(context.Background())
+	}
 	if done != nil {
 		<-done
 	}
@@ -389,7 +410,13 @@ func runForeground(ctx context.Context, e *env, p *prepared) (err error) {
 		term.restore()
 	}
 	detach(context.Background())
-	cleanup()
+	if f.rm {
+		if st != nil {
+			releaseRemoved(context.Background(), e, st)
+		}
+	} else {
+		p.release()
+	}
 	runtime.Tracef("run: cleaned up")
 	if werr != nil && st == nil {
 		return werr
