@@ -28,29 +28,33 @@ cleanup() {
 trap cleanup EXIT
 
 # table CSV NAME_OF_FLOOR: mean and σ of the wall time, its ratio to the
-# floor, the median, and the CPU time (user+system of all processes of one
-# start; less sensitive to other load than the wall time), from
-# hyperfine's CSV.
+# floor, the median and its ratio to the floor's median (one stalled run
+# of a shared machine moves a mean, not a median), and the CPU time
+# (user+system of all processes of one start; less sensitive to other load
+# than the wall time), from hyperfine's CSV.
 table() {
   awk -F, -v floor="$2" '
     NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
     {
       name[NR] = $1; mean[NR] = $col["mean"] * 1000; sd[NR] = $col["stddev"] * 1000; med[NR] = $col["median"] * 1000
       cpu[NR] = ($col["user"] + $col["system"]) * 1000; n = NR
-      if ($1 == floor) f = $col["mean"] * 1000
+      if ($1 == floor) { f = $col["mean"] * 1000; fm = $col["median"] * 1000 }
     }
     END {
-      printf "%-16s %10s %9s %9s %10s %9s\n", "", "mean ms", "σ ms", "× floor", "median ms", "cpu ms"
+      printf "%-16s %10s %9s %9s %10s %9s %9s\n", "", "mean ms", "σ ms", "× floor", "median ms", "× floor", "cpu ms"
       for (i = 2; i <= n; i++)
-        printf "%-16s %10.2f %9.2f %9.2f %10.2f %9.2f\n", name[i], mean[i], sd[i], (f > 0 ? mean[i] / f : 0), med[i], cpu[i]
+        printf "%-16s %10.2f %9.2f %9.2f %10.2f %9.2f %9.2f\n", name[i], mean[i], sd[i], (f > 0 ? mean[i] / f : 0), med[i], (fm > 0 ? med[i] / fm : 0), cpu[i]
     }' "$1"
 }
 
 # Section: container start. `/bin/true` in a new container from the same
-# busybox image, every runtime with a new network namespace. "otok" starts
-# from the squashfs file (loop-mounted and unmounted again on every run,
-# since nothing else holds the image); "otok-dir" and the peers start from
-# the unpacked tree.
+# busybox image, every runtime with a new network namespace. "otok-dir"
+# and the peers start from the unpacked tree (its pages cached); so does
+# "otok-warm", from the squashfs image another container holds mounted.
+# "otok-cold" starts from a squashfs file nothing holds: loop-mounted and
+# unmounted again on every run, so every run also decompresses what
+# /bin/true (busybox, ~2 MB, gzip) touches, ~15 ms here: a fresh mount has
+# an empty page cache. Compare the peers with otok-dir and otok-warm.
 section_start() {
   echo "== start: run /bin/true in a new container (busybox image, new net ns, $RUNS runs)"
   echo "   $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r)"
@@ -75,7 +79,7 @@ LXC
 
   local cmds=(
     -n floor "unshare --fork --pid --mount --net --uts --ipc chroot $root /bin/true"
-    -n otok "$OTOK --state $STATE run --rm $cold /bin/true"
+    -n otok-cold "$OTOK --state $STATE run --rm $cold /bin/true"
     # The peers start from the unpacked tree; so can otok.
     -n otok-dir "$OTOK --state $STATE run --rm $root /bin/true"
     # The image already mounted (another container of it runs, as for a
@@ -94,7 +98,7 @@ LXC
   command -v lxc-execute >/dev/null && cmds+=(-n lxc-execute "lxc-execute -n bench-lxc -P $WORK/lxc -f $WORK/lxc.conf -- /bin/true")
   command -v systemd-nspawn >/dev/null && cmds+=(-n systemd-nspawn "systemd-nspawn --pipe -q -D $root --private-network --register=no --keep-unit /bin/true")
 
-  # otok-warm: a long-running container holds $img mounted. otok (cold)
+  # otok-warm: a long-running container holds $img mounted. otok-cold
   # runs a padded copy, which has another digest and so its own mount.
   "$OTOK" --state "$STATE" run -d --name bench-holder "$img" sleep 100000 >/dev/null
   # Raised priority (inherited by every runtime alike) keeps other jobs
