@@ -249,14 +249,32 @@ func updateRecord(dir string, rec *Record, fn func(*Record)) error {
 	return saveRecord(dir, rec)
 }
 
+// unmappedEtc tells whether err is a user-namespace container's root
+// failing to write into an /etc it does not own: where the kernel cannot
+// idmap the image (squashfs without FS_ALLOW_IDMAP, e.g. Linux 6.1), the
+// image's directories stay owned by host root, nobody in the container,
+// and cannot be copied up by the mapped root (EACCES, EOVERFLOW). As with
+// a read-only root, the image's /etc files stay (the runtime warns that
+// the image is not idmapped); networking itself works.
+func unmappedEtc(cfg Config, err error) bool {
+	if cfg.RootOwner == [2]int{} || !(errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EOVERFLOW)) {
+		return false
+	}
+	var st unix.Stat_t
+	if unix.Lstat(filepath.Join(cfg.RootDir, "etc"), &st) != nil {
+		return false
+	}
+	return int(st.Uid) != cfg.RootOwner[0]
+}
+
 // writeEtc writes resolv.conf and hosts into the container's root.
 func writeEtc(cfg Config, rec *Record) error {
 	host := cfg.Hostname
 	if host == "" {
 		host = cfg.Container
 	}
-	if err := writeEtcFileAs(cfg.RootOwner, cfg.RootDir, "hosts", hostsFile(host, rec.Addrs)); errors.Is(err, unix.EROFS) {
-		return nil // read-only root: the image's files stay
+	if err := writeEtcFileAs(cfg.RootOwner, cfg.RootDir, "hosts", hostsFile(host, rec.Addrs)); errors.Is(err, unix.EROFS) || unmappedEtc(cfg, err) {
+		return nil // read-only or not-ours /etc: the image's files stay
 	} else if err != nil {
 		return fmt.Errorf("container %s: %w", cfg.Container, err)
 	}
@@ -271,7 +289,7 @@ func writeEtc(cfg Config, rec *Record) error {
 	if len(servers) == 0 {
 		return nil // keep the image's own resolv.conf
 	}
-	if err := writeEtcFileAs(cfg.RootOwner, cfg.RootDir, "resolv.conf", resolvConf(servers, search)); err != nil {
+	if err := writeEtcFileAs(cfg.RootOwner, cfg.RootDir, "resolv.conf", resolvConf(servers, search)); err != nil && !unmappedEtc(cfg, err) {
 		return fmt.Errorf("container %s: %w", cfg.Container, err)
 	}
 	return nil

@@ -235,7 +235,9 @@ func TestE2EPublishHttpd(t *testing.T) {
 
 // --userns --net bridge: /etc/hosts is written into the container's
 // idmapped layer as container root (host root is not mapped there, so a
-// plain write fails with EOVERFLOW), and the address is configured.
+// plain write fails with EOVERFLOW), and the address is configured. Where
+// the kernel cannot idmap the image, the container still starts with its
+// address and the image's /etc/hosts.
 func TestE2EUserNamespaceBridge(t *testing.T) {
 	need(t)
 	r := newRouter(t)
@@ -245,16 +247,29 @@ func TestE2EUserNamespaceBridge(t *testing.T) {
 	t.Cleanup(func() { r.otok(t, state, "gc") })
 	out, err := r.otok(t, state, "run", "--rm", "--userns", "--name", "uns",
 		"--net", "bridge:br-lan", "--ip", "192.168.1.77/24", img,
-		"sh", "-c", "ls -n /etc/hosts; cat /etc/hosts; ip -o -4 addr show eth0; id -u")
+		"sh", "-c", "ls -n /etc/hosts; cat /etc/hosts; ip -o -4 addr show eth0; id -u; stat -c etc_owner=%u /etc")
 	if err != nil {
 		t.Fatalf("run --userns --net bridge: %v\n%s", err, out)
 	}
-	for _, want := range []string{"192.168.1.77\tuns", "inet 192.168.1.77/24"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
+	if !strings.Contains(out, "inet 192.168.1.77/24") {
+		t.Errorf("address not configured:\n%s", out)
 	}
-	if f := strings.Fields(out); len(f) < 4 || f[2] != "0" || f[3] != "0" {
+	f := strings.Fields(out)
+	if strings.Contains(out, "etc_owner=65534") {
+		// A kernel that cannot idmap the image (squashfs on the qemu
+		// guests' Linux 6.1 has no FS_ALLOW_IDMAP): /etc is the image's,
+		// nobody in the container, and cannot be copied up; the image's
+		// /etc/hosts stays, the container still runs with its address.
+		if strings.Contains(out, "\tuns") {
+			t.Errorf("/etc/hosts written although /etc is not the container's:\n%s", out)
+		}
+		t.Logf("image not idmapped on this kernel (/etc owned by nobody): the image's /etc/hosts stays; network configured")
+		return
+	}
+	if !strings.Contains(out, "192.168.1.77\tuns") {
+		t.Errorf("/etc/hosts lacks \"192.168.1.77\tuns\":\n%s", out)
+	}
+	if len(f) < 4 || f[2] != "0" || f[3] != "0" {
 		t.Errorf("/etc/hosts not owned by container root:\n%s", out)
 	}
 }
