@@ -129,6 +129,11 @@ func (r *RuntimeAdapter) Wait(ctx context.Context, name string, p Proc) (*ExitIn
 	if c == nil || c.Pid() != p.Pid {
 		return WaitProc(ctx, p)
 	}
+	// Wait for the exit in the netpoller first (no OS thread blocked in
+	// wait4 per container); the runtime's Wait then reaps at once.
+	if err := waitExited(ctx, p); err != nil && ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
 	type res struct {
 		st  *runtime.State
 		err error

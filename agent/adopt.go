@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/otok/otok/runtime"
 	"golang.org/x/sys/unix"
@@ -235,29 +236,11 @@ func checkProc(p Proc) error {
 // and returns its status; for another process the status is Unknown.
 // Runtime adapters use it for re-adopted containers.
 func WaitProc(ctx context.Context, p Proc) (*ExitInfo, error) {
-	fd, err := unix.PidfdOpen(p.Pid, 0)
-	if err != nil {
-		if errors.Is(err, unix.ESRCH) {
+	if err := waitExited(ctx, p); err != nil {
+		if errors.Is(err, errNotSame) {
 			return &ExitInfo{Unknown: true}, nil
 		}
-		return nil, fmt.Errorf("pidfd_open %d: %w", p.Pid, err)
-	}
-	defer unix.Close(fd)
-	if err := checkProc(p); err != nil {
-		return &ExitInfo{Unknown: true}, nil
-	}
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	for {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		n, err := unix.Poll(fds, 500)
-		if err != nil && !errors.Is(err, unix.EINTR) {
-			return nil, fmt.Errorf("poll pidfd: %w", err)
-		}
-		if n > 0 {
-			break
-		}
+		return nil, err
 	}
 	// Readable pidfd: the process exited. A child stays a zombie until
 	// reaped, so its pid cannot have been reused yet.
@@ -280,4 +263,60 @@ func ExitFromStatus(ws unix.WaitStatus) *ExitInfo {
 		return &ExitInfo{Code: 128 + int(ws.Signal()), Signal: unix.SignalName(ws.Signal())}
 	}
 	return &ExitInfo{Code: ws.ExitStatus()}
+}
+
+// errNotSame: the recorded process is gone (or its pid was reused).
+var errNotSame = errors.New("not the recorded process")
+
+// waitExited returns when p has exited (nil), ctx ends (its error), or p
+// is not the recorded process (errNotSame). It waits on a pidfd (Linux ≥
+// 5.3) in Go's netpoller, so a waiting container holds no OS thread and
+// causes no wake-ups; where the pidfd cannot be polled that way it polls
+// it every 500 ms instead.
+func waitExited(ctx context.Context, p Proc) error {
+	fd, err := unix.PidfdOpen(p.Pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return errNotSame
+		}
+		return fmt.Errorf("pidfd_open %d: %w", p.Pid, err)
+	}
+	f := os.NewFile(uintptr(fd), "pidfd") // owns fd; registered with the netpoller
+	defer f.Close()
+	if err := checkProc(p); err != nil {
+		return errNotSame
+	}
+	exited := func(fd uintptr) bool {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, _ := unix.Poll(fds, 0)
+		return n > 0
+	}
+	if rc, err := f.SyscallConn(); err == nil {
+		stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Now()) })
+		defer stop()
+		err = rc.Read(exited)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// not pollable here: fall back below
+	}
+	for {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var done bool
+		if rc, err := f.SyscallConn(); err == nil {
+			_ = rc.Control(func(fd uintptr) { done = exited(fd) })
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
