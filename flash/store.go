@@ -566,12 +566,38 @@ func (s *Store) importSquashfs(ctx context.Context, r io.Reader, m *Manifest, si
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", subject, err)
 	}
+	// A .otok declares everything the commit writes besides the squashfs:
+	// the manifest and the import record are written and fsynced while
+	// the squashfs streams (their fsyncs are off the critical path), and
+	// count only if the content then matches.
+	type metaResult struct {
+		n   int64
+		err error
+	}
+	var meta chan metaResult
+	waitMeta := func() (int64, error) {
+		if meta == nil {
+			return 0, nil
+		}
+		r := <-meta
+		meta = nil
+		return r.n, r.err
+	}
 	ok := false
 	defer func() {
 		if !ok {
+			waitMeta()
 			os.RemoveAll(tmp)
 		}
 	}()
+	early := m.Digest != nil && m.Size >= 0
+	if early {
+		meta = make(chan metaResult, 1)
+		go func() {
+			n, err := s.writeMeta(tmp, m, signed, opt.Source, m.Size, m.Size, true)
+			meta <- metaResult{n, err}
+		}()
+	}
 	var written int64
 	h := sha256.New()
 	n, err := s.writeSquashfs(ctx, filepath.Join(tmp, fileSquashfs), r, m, declared, h, &written, opt.Progress)
@@ -590,7 +616,16 @@ func (s *Store) importSquashfs(ctx context.Context, r io.Reader, m *Manifest, si
 	} else if !bytes.Equal(sum, m.Digest) {
 		return nil, fmt.Errorf("%s: digest mismatch: manifest says sha256:%x, content is sha256:%x", subject, m.Digest, sum)
 	}
-	if err := s.commitImage(tmp, m, signed, opt.Source, n, &written, true); err != nil {
+	if early {
+		mn, err := waitMeta()
+		written += mn
+		if err == nil {
+			err = s.finishCommit(tmp, m, written, true)
+		}
+		if err != nil {
+			return nil, s.asNoSpace(subject, written, fmt.Errorf("%s: %w", subject, err))
+		}
+	} else if err := s.commitImage(tmp, m, signed, opt.Source, n, &written, true); err != nil {
 		return nil, s.asNoSpace(subject, written, err)
 	}
 	ok = true
@@ -835,12 +870,25 @@ func (s *Store) writeSquashfs(ctx context.Context, path string, r io.Reader, m *
 // unpacked tree of many files) one syncfs of the store's filesystem
 // covers them all: one journal commit instead of one per file.
 func (s *Store) commitImage(tmp string, m *Manifest, signed []byte, source string, disk int64, written *int64, perFile bool) error {
+	n, err := s.writeMeta(tmp, m, signed, source, disk, *written, perFile)
+	*written += n
+	if err != nil {
+		return err
+	}
+	return s.finishCommit(tmp, m, *written, perFile)
+}
+
+// writeMeta writes the manifest and the import record into the temp image
+// directory (fsynced each when sync) and returns the bytes it wrote. base
+// is what the import writes besides them, so that the record's count of
+// bytes written is exact.
+func (s *Store) writeMeta(tmp string, m *Manifest, signed []byte, source string, disk, base int64, sync bool) (int64, error) {
 	write := writeFile
-	if perFile {
+	if sync {
 		write = writeFileSync
 	}
 	var err error
-	var n int64
+	var n, total int64
 	if signed != nil {
 		n, err = write(filepath.Join(tmp, fileSigned), signed, 0o444)
 	} else {
@@ -849,23 +897,26 @@ func (s *Store) commitImage(tmp string, m *Manifest, signed []byte, source strin
 			n, err = write(filepath.Join(tmp, fileUnsigned), b, 0o444)
 		}
 	}
-	*written += n
+	total += n
 	if err != nil {
-		return err
+		return total, err
 	}
 	info := Info{Imported: time.Now().Unix(), Source: source, DiskBytes: disk}
 	// The info records its own size in the total; encode twice so the
 	// number is exact.
 	ib, _ := encMode.Marshal(info)
-	info.BytesWritten = *written + int64(len(ib))
+	info.BytesWritten = base + total + int64(len(ib))
 	ib, _ = encMode.Marshal(info)
-	info.BytesWritten = *written + int64(len(ib))
+	info.BytesWritten = base + total + int64(len(ib))
 	ib, _ = encMode.Marshal(info)
 	n, err = write(filepath.Join(tmp, fileInfo), ib, 0o444)
-	*written += n
-	if err != nil {
-		return err
-	}
+	return total + n, err
+}
+
+// finishCommit makes the temp image directory durable (its files are: see
+// commitImage) and renames it into images/: the commit.
+func (s *Store) finishCommit(tmp string, m *Manifest, written int64, perFile bool) error {
+	var err error
 	if perFile {
 		err = syncDir(tmp)
 	} else {
@@ -878,7 +929,7 @@ func (s *Store) commitImage(tmp string, m *Manifest, signed []byte, source strin
 	if err := commitRename(tmp, final); err != nil {
 		return fmt.Errorf("image %s: commit: %w", m.Name, err)
 	}
-	s.addCounters(*written)
+	s.addCounters(written)
 	return nil
 }
 
