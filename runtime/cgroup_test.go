@@ -50,6 +50,19 @@ func TestCgroupV2Create(t *testing.T) {
 	if got := cg.paths(); len(got) != 1 || got[0] != filepath.Join(root, "otok", "web") {
 		t.Errorf("paths %v", got)
 	}
+	// The next container finds the controllers enabled (as the kernel
+	// lists them: no "+") and writes no subtree_control.
+	for _, d := range []string{"", "otok"} {
+		os.WriteFile(filepath.Join(root, d, "cgroup.subtree_control"), []byte("cpu io memory pids\n"), 0o644)
+	}
+	if err := l.forContainer("web2").create(Resources{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"cgroup.subtree_control", "otok/cgroup.subtree_control"} {
+		if got := read(p); got != "cpu io memory pids" {
+			t.Errorf("%s rewritten: %q", p, got)
+		}
+	}
 	// OOM and stats come from memory.events, memory.current, cpu.stat.
 	d := filepath.Join(root, "otok", "web")
 	os.WriteFile(filepath.Join(d, "memory.events"), []byte("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n"), 0o644)

@@ -34,9 +34,16 @@ func (c *cgroupV2) create(r Resources, _ []Device) error {
 		for _, f := range strings.Fields(string(avail)) {
 			have[f] = true
 		}
+		on, _ := os.ReadFile(filepath.Join(d, "cgroup.subtree_control"))
+		enabled := map[string]bool{}
+		for _, f := range strings.Fields(string(on)) {
+			enabled[strings.TrimPrefix(f, "+")] = true
+		}
 		var enable []string
 		for _, ctrl := range v2Controllers {
-			if have[ctrl] {
+			// Already enabled (every container after the first): no
+			// write, which would take the kernel's cgroup lock.
+			if have[ctrl] && !enabled[ctrl] {
 				enable = append(enable, "+"+ctrl)
 			}
 		}
