@@ -124,7 +124,27 @@ config container agt_tty
 		t.Errorf("exit %+v", st.Exit)
 	}
 
-	out, code := w.otok("attach", "agt_notty")
+	// run -d -it with the agent running: the agent takes it (its console
+	// is the container's stdin) and attach reaches it
+	out, code := w.otok("run", "-d", "-it", "--name", "agt_it", image(t), "/bin/sh")
+	if code != 0 {
+		t.Fatalf("run -d -it: exit %d: %s", code, out)
+	}
+	if st := w.waitState("agt_it", "running", 10*time.Second); st.Source != "api" {
+		t.Errorf("run -d -it not handed to the agent: %+v", st)
+	}
+	c := attach(t, "--state", w.state, "attach", "agt_it")
+	c.in.Write([]byte("echo it-$((5*5))\n"))
+	c.waitOut("it-25")
+	c.in.Write([]byte{0x10, 0x11})
+	if err := c.wait(); err != nil {
+		t.Errorf("detach agt_it: %v", err)
+	}
+	if out, code := w.otok("rm", "-f", "agt_it"); code != 0 {
+		t.Errorf("rm -f agt_it: exit %d: %s", code, out)
+	}
+
+	out, code = w.otok("attach", "agt_notty")
 	if code == 0 || !strings.Contains(out, "container agt_notty: has no console") {
 		t.Errorf("attach without a tty: exit %d: %s", code, out)
 	}
