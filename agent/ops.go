@@ -52,6 +52,9 @@ func (a *Agent) Run(ctx context.Context, spec *ContainerSpec, start bool) (*Cont
 			a.dirty = true
 			a.notifyLocked()
 			a.mu.Unlock()
+			if s.Persistent {
+				a.removePersistent(context.WithoutCancel(ctx), s.Name) // nothing kept: its layer goes too
+			}
 			a.saveState()
 			return nil, err
 		}

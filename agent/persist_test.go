@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,6 +64,16 @@ func TestPersistentLayer(t *testing.T) {
 	}
 	if _, err := os.Stat(qdir); !os.IsNotExist(err) {
 		t.Errorf("q's layer after rm: %v", err)
+	}
+	// a run that fails keeps nothing, its layer included
+	rt.mu.Lock()
+	rt.failCreate["bad"] = errors.New("no such thing")
+	rt.mu.Unlock()
+	if _, err := e.a.Run(ctx, &ContainerSpec{Name: "bad", Image: "busybox", Persistent: true}, true); err == nil {
+		t.Fatal("run with a failing create succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(root, "persistent", "bad")); !os.IsNotExist(err) {
+		t.Errorf("layer of a failed run: %v", err)
 	}
 	// a config container's layer goes when its section does; the other
 	// container's is untouched
