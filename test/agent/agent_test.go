@@ -315,6 +315,7 @@ config container agt_c2
 // agent's RSS idle and with them running.
 func TestStartupAndRSS(t *testing.T) {
 	w := newWorld(t)
+	w.stateOnTmpfs() // as on the router: the flash is the store, untouched by an idle agent
 	w.writeConfig("")
 	w.start()
 	time.Sleep(500 * time.Millisecond)

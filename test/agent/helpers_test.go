@@ -257,3 +257,24 @@ func (w *world) waitTrap(name string) {
 		return err == nil && fi.Size() > 0
 	})
 }
+
+// stateOnTmpfs moves the world's state dir (agent state, container
+// output, mounts) to a tmpfs, as /var/run is on a router: what the agent
+// writes there never reaches storage. Call before start.
+func (w *world) stateOnTmpfs() {
+	w.t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs("/dev/shm", &st); err != nil || st.Type != 0x01021994 {
+		w.t.Skip("no tmpfs at /dev/shm for the state dir")
+	}
+	d, err := os.MkdirTemp("/dev/shm", "otok-agent-")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.state, w.socket = d, filepath.Join(d, "otok.sock")
+	w.t.Cleanup(func() {
+		w.cleanup()
+		testenv.RemoveLeftovers(w.t, d, d)
+		os.RemoveAll(d)
+	})
+}
