@@ -2,6 +2,7 @@ package flash
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
@@ -188,12 +189,19 @@ func compsFromConfig(sc *bufio.Scanner) (CompSet, bool) {
 	seen := false
 	m := map[string]uint16{"ZLIB": CompGzip, "LZO": CompLzo, "XZ": CompXz, "LZ4": CompLz4, "ZSTD": CompZstd}
 	for sc.Scan() {
-		l := sc.Text()
-		if l == "CONFIG_SQUASHFS=y" || l == "CONFIG_SQUASHFS=m" {
-			seen = true
+		// Only the few CONFIG_SQUASHFS lines matter: skip the other
+		// thousands without allocating (a router's CPU pays for each).
+		l := sc.Bytes()
+		rest, ok := bytes.CutPrefix(l, []byte("CONFIG_SQUASHFS"))
+		if !ok {
+			continue
 		}
-		for k, id := range m {
-			if l == "CONFIG_SQUASHFS_"+k+"=y" {
+		if string(rest) == "=y" || string(rest) == "=m" {
+			seen = true
+			continue
+		}
+		if k, ok := bytes.CutSuffix(rest, []byte("=y")); ok && len(k) > 1 && k[0] == '_' {
+			if id, ok := m[string(k[1:])]; ok {
 				s[id] = true
 			}
 		}
