@@ -85,9 +85,6 @@ func Open(root string, opt Options) (*Store, error) {
 	if opt.Arch == "" {
 		opt.Arch = HostArch()
 	}
-	if opt.Comps == nil {
-		opt.Comps, _ = KernelComps()
-	}
 	s := &Store{root: root, opt: opt}
 	for _, d := range []string{root, s.path(dirImages), s.path(dirTmp)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -99,6 +96,17 @@ func Open(root string, opt Options) (*Store, error) {
 		unlock()
 	}
 	return s, nil
+}
+
+// comps is the set of squashfs compressors images may use: Options.Comps,
+// else the kernel's, learnt on first use (only imports need it; reading
+// the kernel config, often gzip'd, costs a router's CPU).
+func (s *Store) comps() CompSet {
+	if s.opt.Comps != nil {
+		return s.opt.Comps
+	}
+	c, _ := KernelComps()
+	return c
 }
 
 // Root is the store's root directory.
@@ -482,6 +490,9 @@ type ImportResult struct {
 // verified before a byte of the squashfs is stored, then the squashfs,
 // hashed while it is written.
 func (s *Store) ImportOtok(ctx context.Context, r io.Reader, opt ImportOptions) (*ImportResult, error) {
+	if s.opt.Comps == nil {
+		go KernelComps() // learnt while the header is read and verified
+	}
 	signed, err := ReadOtokHeader(r)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", subjectOf(opt.Source), err)
@@ -761,7 +772,7 @@ func (s *Store) writeSquashfs(ctx context.Context, path string, r io.Reader, m *
 	if known {
 		checkSize = m.Size
 	}
-	if err := sb.Check(checkSize, s.opt.Comps); err != nil {
+	if err := sb.Check(checkSize, s.comps()); err != nil {
 		return 0, fmt.Errorf("%s: %w", subject, err)
 	}
 	if int64(sb.BytesUsed) > limit {
