@@ -104,8 +104,8 @@ func limitProbes() []probe {
 // limit) from a child: their pages are RAM, charged to the container's
 // memory cgroup, so all of them together must not hold more than the
 // memory limit. The child prints one line per MiB written and is the OOM
-// killer's first choice (oom_score_adj 1000); the files are removed here
-// as soon as it is gone.
+// killer's first choice (oom_score_adj 1000) and unlinks each file as soon
+// as it has it open, so its death frees them.
 func exhaustTmpfsMounts() result {
 	if cfg.memMB == 0 {
 		return blocked("no -mem-mb given")
@@ -239,6 +239,13 @@ func sub(role string, args []string) int {
 				fmt.Printf("create %s: %v\n", m, err)
 				continue
 			}
+			// Unlinked at once: the pages stay allocated (and charged)
+			// while this process holds the file open and are freed the
+			// moment it dies. A linked file would keep the cgroup at its
+			// limit after the OOM kill, and the next allocation of the
+			// probe itself would be killed too (seen on mips).
+			os.Remove(m + "/probe-fill-tmpfs")
+			defer f.Close()
 			for n < capMB {
 				if _, err := f.Write(buf); err != nil {
 					fmt.Printf("%s full after its MiB: %v\n", m, err)
@@ -247,7 +254,6 @@ func sub(role string, args []string) int {
 				n++
 				fmt.Printf("M %s\n", m)
 			}
-			f.Close()
 		}
 		fmt.Printf("done %d MiB\n", n)
 	case "sleep":
