@@ -48,6 +48,12 @@ type CreateOptions struct {
 	// KillOnParentExit kills the container if the creating thread's
 	// process dies (foreground `otok run`).
 	KillOnParentExit bool
+	// KeepFiles are kept open by the container's init for its whole life
+	// (fds 5, 6, … in the init, after the spec and status pipes), never
+	// passed to the workload (close-on-exec): e.g. a tty's master, which
+	// a re-adopting agent takes back with pidfd_getfd. Only otok's reaper
+	// (Process.Init) outlives the exec; without it they close at exec.
+	KeepFiles []*os.File
 }
 
 // Container is a created container as seen by its parent process (the
@@ -79,6 +85,8 @@ type initConfig struct {
 	// UnshareCgroupNS: the init creates its cgroup namespace itself
 	// (after the parent's go-ahead), instead of with the clone.
 	UnshareCgroupNS bool `json:"unshareCgroupNS,omitempty"`
+	// KeepFiles: fds fdKeep… hold CreateOptions.KeepFiles.
+	KeepFiles int `json:"keepFiles,omitempty"`
 }
 
 // Cgroups returns the host's cgroup layout (detected once).
@@ -160,6 +168,7 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 		Spec: *spec, Dir: dir, CgroupVersion: layout.Version, Caps: caps, LastCap: lastCap(),
 		Seccomp:      !spec.Privileged && !spec.NoSeccomp,
 		SeccompAdmin: caps&(1<<unix.CAP_SYS_ADMIN) != 0,
+		KeepFiles:    len(o.KeepFiles),
 	}
 	specR, specW, err := os.Pipe()
 	if err != nil {
@@ -181,7 +190,7 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 		Stdin:      o.IO.Stdin,
 		Stdout:     o.IO.Stdout,
 		Stderr:     o.IO.Stderr,
-		ExtraFiles: []*os.File{specR, statusW},
+		ExtraFiles: append([]*os.File{specR, statusW}, o.KeepFiles...),
 	}
 	uids, gids := spec.idMaps()
 	cmd.SysProcAttr = &syscall.SysProcAttr{

@@ -18,6 +18,7 @@ import (
 const (
 	fdSpec   = 3 // initConfig JSON, parent → init
 	fdStatus = 4 // "ready\n" or "error …\n", init → parent; close-on-exec
+	fdKeep   = 5 // first of initConfig.KeepFiles, kept by the reaper
 )
 
 // InitMain is the container's init stage, run as PID 1 of the new
@@ -180,6 +181,9 @@ func initStage(status *os.File) error {
 	Tracef("init: exec")
 	// The pids limit is already set: the parent writes it just before it
 	// releases the start fifo (see applyPidsLimit).
+	for i := 0; i < cfg.KeepFiles; i++ {
+		unix.CloseOnExec(fdKeep + i) // the reaper's, never the workload's
+	}
 	if s.Process.Init {
 		os.Exit(reap(path, s.Process.Args, env, s.Process.Terminal))
 	}
