@@ -4,13 +4,17 @@
 #
 #   bash test/bench.sh [SECTION…]      sections: start (default: all)
 #
-# Env: OTOK (binary, default dist/otok), RUNS (default 30), WORK (scratch
+# Env: OTOK (binary, default dist/otok), RUNS (default 30, per command),
+# ROUNDS (default 5: the runs are split over rounds that take the commands
+# in alternating order, so that a burst of other load on a shared machine
+# falls on every command alike, not on whichever ran then), WORK (scratch
 # dir, default a fresh temp dir, removed at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 OTOK=${OTOK:-$PWD/dist/otok}
 RUNS=${RUNS:-30}
+ROUNDS=${ROUNDS:-5}
 [[ $(id -u) == 0 ]] || { echo "bench: run as root (namespaces, mounts, cgroups)" >&2; exit 1; }
 [[ -x $OTOK ]] || { echo "bench: $OTOK missing (make build)" >&2; exit 1; }
 command -v hyperfine >/dev/null || { echo "bench: hyperfine missing (bash test/deps.sh)" >&2; exit 1; }
@@ -27,24 +31,43 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# table CSV NAME_OF_FLOOR: mean and σ of the wall time, its ratio to the
-# floor, the median and its ratio to the floor's median (one stalled run
-# of a shared machine moves a mean, not a median), and the CPU time
-# (user+system of all processes of one start; less sensitive to other load
-# than the wall time), from hyperfine's CSV.
+# table NAME_OF_FLOOR JSON…: per command, over every run of hyperfine's
+# JSON exports: mean and σ of the wall time, its ratio to the floor, the
+# median and its ratio to the floor's median (one stalled run of a shared
+# machine moves a mean, not a median), and the CPU time (user+system of
+# all processes of one start; less sensitive to other load than the wall
+# time). Plain awk (mawk has no sort): hyperfine pretty-prints one value a
+# line.
 table() {
-  awk -F, -v floor="$2" '
-    NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-    {
-      name[NR] = $1; mean[NR] = $col["mean"] * 1000; sd[NR] = $col["stddev"] * 1000; med[NR] = $col["median"] * 1000
-      cpu[NR] = ($col["user"] + $col["system"]) * 1000; n = NR
-      if ($1 == floor) { f = $col["mean"] * 1000; fm = $col["median"] * 1000 }
-    }
+  local floor=$1
+  shift
+  awk -v floor="$floor" '
+    /"command":/ { c = $0; sub(/^[^:]*: *"/, "", c); sub(/",? *$/, "", c)
+      if (!(c in seen)) { seen[c] = 1; order[++nc] = c }
+      intimes = 0; next }
+    /"user":/ { u = $2 + 0; next }
+    /"system":/ { sy = $2 + 0; next }
+    /"times": *\[/ { intimes = 1; k = 0; next }
+    intimes && /\]/ { intimes = 0; cpu[c] += (u + sy) * k; next }
+    intimes { v = $1; sub(/,$/, "", v); t[c, ++n[c]] = v * 1000; k++ }
     END {
+      for (j = 1; j <= nc; j++) {
+        c = order[j]; m = n[c]; sum = 0
+        for (i = 1; i <= m; i++) { x[i] = t[c, i]; sum += x[i] }
+        for (i = 2; i <= m; i++) { v = x[i]; for (k = i - 1; k >= 1 && x[k] > v; k--) x[k + 1] = x[k]; x[k + 1] = v }
+        mean[c] = sum / m; ss = 0
+        for (i = 1; i <= m; i++) ss += (x[i] - mean[c]) ^ 2
+        sd[c] = m > 1 ? sqrt(ss / (m - 1)) : 0
+        med[c] = m % 2 ? x[(m + 1) / 2] : (x[m / 2] + x[m / 2 + 1]) / 2
+        cpums[c] = cpu[c] / m * 1000
+      }
+      f = mean[floor]; fm = med[floor]
       printf "%-16s %10s %9s %9s %10s %9s %9s\n", "", "mean ms", "σ ms", "× floor", "median ms", "× floor", "cpu ms"
-      for (i = 2; i <= n; i++)
-        printf "%-16s %10.2f %9.2f %9.2f %10.2f %9.2f %9.2f\n", name[i], mean[i], sd[i], (f > 0 ? mean[i] / f : 0), med[i], (fm > 0 ? med[i] / fm : 0), cpu[i]
-    }' "$1"
+      for (j = 1; j <= nc; j++) {
+        c = order[j]
+        printf "%-16s %10.2f %9.2f %9.2f %10.2f %9.2f %9.2f\n", c, mean[c], sd[c], (f > 0 ? mean[c] / f : 0), med[c], (fm > 0 ? med[c] / fm : 0), cpums[c]
+      }
+    }' "$@"
 }
 
 # Section: container start. `/bin/true` in a new container from the same
@@ -56,7 +79,9 @@ table() {
 # /bin/true (busybox, ~2 MB, gzip) touches, ~15 ms here: a fresh mount has
 # an empty page cache. Compare the peers with otok-dir and otok-warm.
 section_start() {
-  echo "== start: run /bin/true in a new container (busybox image, new net ns, $RUNS runs)"
+  local per=$(((RUNS + ROUNDS - 1) / ROUNDS))
+  ((per >= 2)) || per=2
+  echo "== start: run /bin/true in a new container (busybox image, new net ns, $((per * ROUNDS)) runs each in $ROUNDS rounds)"
   echo "   $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r)"
   local img=$WORK/busybox.sqfs root=$WORK/rootfs
   [[ -f $img ]] || bash test/testimage/build.sh "$img" "$root" >/dev/null
@@ -102,10 +127,16 @@ LXC
   # runs a padded copy, which has another digest and so its own mount.
   "$OTOK" --state "$STATE" run -d --name bench-holder "$img" sleep 100000 >/dev/null
   # Raised priority (inherited by every runtime alike) keeps other jobs
-  # on a shared machine from dominating the numbers.
-  nice -n -10 hyperfine -N --warmup 3 --runs "$RUNS" --style none --export-csv "$WORK/start.csv" "${cmds[@]}" >/dev/null
+  # on a shared machine from dominating the numbers. Rounds alternate the
+  # order of the commands (the -n NAME CMD pairs, reversed).
+  local rev=() i r
+  for ((i = ${#cmds[@]} - 3; i >= 0; i -= 3)); do rev+=("${cmds[@]:i:3}"); done
+  for ((r = 1; r <= ROUNDS; r++)); do
+    if ((r % 2)); then set -- "${cmds[@]}"; else set -- "${rev[@]}"; fi
+    nice -n -10 hyperfine -N --warmup 2 --runs "$per" --style none --export-json "$WORK/start-$r.json" "$@" >/dev/null
+  done
   "$OTOK" --state "$STATE" rm -f bench-holder >/dev/null
-  table "$WORK/start.csv" floor
+  table floor "$WORK"/start-*.json
   echo
 }
 
