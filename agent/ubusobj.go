@@ -250,6 +250,9 @@ func (u *UbusService) methods() map[string]ubus.Method {
 		"import":  {map[string]ubus.Type{"path": ubus.TypeString}, ubusImport},
 		"df":      {ubusNoArgs, ubusOp(OpDF)},
 		"check":   {ubusNoArgs, ubusCheck},
+		"kill":    {map[string]ubus.Type{"name": ubus.TypeString, "signal": ubus.TypeString}, ubusKill},
+		"update": {map[string]ubus.Type{"name": ubus.TypeString, "memory": ubus.TypeString, "cpus": ubus.TypeString,
+			"pids": ubus.TypeInt32}, ubusUpdate},
 	}
 	out := make(map[string]ubus.Method, len(ms))
 	for name, m := range ms {
@@ -587,4 +590,49 @@ func ubusOptionValues(name string, v any) ([]string, bool, error) {
 		return out, true, nil
 	}
 	return nil, false, Errorf(CodeInvalid, "%s: unexpected type %T", name, v)
+}
+
+// ubusKill sends a signal (name or number; absent: SIGKILL).
+func ubusKill(ctx context.Context, u *UbusService, req *ubus.Request) (any, error) {
+	r := &KillRequest{}
+	if err := req.Decode(r); err != nil {
+		return nil, err
+	}
+	if err := needName(r.Name); err != nil {
+		return nil, err
+	}
+	return u.callOp(ctx, OpKill, r)
+}
+
+// ubusUpdate changes limits: memory as a size ("64M", "0" = none), cpus
+// as a number ("0.5"), pids; an absent argument keeps its value.
+func ubusUpdate(ctx context.Context, u *UbusService, req *ubus.Request) (any, error) {
+	var args struct {
+		Name   string  `ubus:"name"`
+		Memory *string `ubus:"memory"`
+		CPUs   *string `ubus:"cpus"`
+		Pids   *int64  `ubus:"pids"`
+	}
+	if err := req.Decode(&args); err != nil {
+		return nil, err
+	}
+	if err := needName(args.Name); err != nil {
+		return nil, err
+	}
+	r := &UpdateRequest{Name: args.Name, Pids: args.Pids}
+	if args.Memory != nil {
+		m, err := ParseSize(*args.Memory)
+		if err != nil {
+			return nil, Errorf(CodeInvalid, "memory: %v", err)
+		}
+		r.Memory = &m
+	}
+	if args.CPUs != nil {
+		c, err := strconv.ParseFloat(*args.CPUs, 64)
+		if err != nil {
+			return nil, Errorf(CodeInvalid, "cpus: %q: want a number of CPUs", *args.CPUs)
+		}
+		r.CPUs = &c
+	}
+	return u.callOp(ctx, OpUpdate, r)
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -75,7 +76,7 @@ func newUbusEnv(t *testing.T, uci string, images ImageStore) *ubusEnv {
 	}
 	rt := newFakeRT()
 	clock := newFakeClock()
-	a := New(Options{ConfigPath: filepath.Join(dir, "otok"), StateDir: filepath.Join(dir, "state"), Runtime: rt,
+	a := New(Options{ConfigPath: filepath.Join(dir, "otok"), StateDir: filepath.Join(dir, "state"), Runtime: fakeUpdater{rt},
 		Store: fakeStore{}, Images: images, Clock: clock, Log: newTestLogger()})
 	a.Load()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -143,7 +144,7 @@ func TestUbusSignature(t *testing.T) {
 		t.Fatalf("lookup: %v %v", objs, err)
 	}
 	sig := objs[0].Signature
-	want := []string{"check", "create", "df", "images", "import", "list", "logs", "remove", "restart", "run", "start", "stats", "status", "stop"}
+	want := []string{"check", "create", "df", "images", "import", "kill", "list", "logs", "remove", "restart", "run", "start", "stats", "status", "stop", "update"}
 	if got := objs[0].Methods(); !slices.Equal(got, want) {
 		t.Errorf("methods %v, want %v", got, want)
 	}
@@ -603,4 +604,23 @@ func TestUbusLogsBounded(t *testing.T) {
 	if l := str(r["log"]); !strings.HasSuffix(l, "end\n") || strings.Count(l, "\n") != 2 || r["truncated"] != nil {
 		t.Errorf("tail 2: %q %v", l, r)
 	}
+}
+
+func TestUbusKillAndUpdate(t *testing.T) {
+	e := newUbusEnv(t, "config container web\n\toption image busybox\n\toption restart always\n", nil)
+	e.waitState("web", StateRunning)
+	r := e.mustCall("update", map[string]any{"name": "web", "memory": "48M", "pids": 30})
+	if r["live"] != true || r["saved"] == true || !strings.Contains(fmt.Sprint(r["note"]), "defined in") {
+		t.Errorf("update reply %v", r)
+	}
+	if got := e.rt.callsOf("update web"); !slices.Equal(got, []string{"update web 50331648"}) {
+		t.Errorf("runtime calls %v", got)
+	}
+	e.wantStatus("update", map[string]any{"name": "web", "memory": "lots"}, ubus.StatusInvalidArgument, "memory")
+	e.wantStatus("update", map[string]any{"name": "web", "cpus": "fast"}, ubus.StatusInvalidArgument, "cpus")
+	e.wantStatus("update", map[string]any{"name": "web"}, ubus.StatusInvalidArgument, "nothing to change")
+	e.wantStatus("kill", map[string]any{"name": "web", "signal": "NOPE"}, ubus.StatusInvalidArgument, "unknown signal name")
+	e.wantStatus("kill", map[string]any{"name": "ghost"}, ubus.StatusNotFound, "ghost")
+	e.mustCall("kill", map[string]any{"name": "web", "signal": "TERM"})
+	e.waitState("web", StateStopped) // a kill is a manual stop: always does not restart it
 }
