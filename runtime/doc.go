@@ -11,8 +11,12 @@
 //
 // Create re-execs /proc/self/exe (Runtime.InitArgs, `otok init`) with
 // Cloneflags for the mount, pid, uts, ipc, cgroup and (unless host/path)
-// net namespaces, plus user with --userns. The spec travels over a pipe
-// (fd 3). The init is born in its cgroup, so the cgroup namespace that
+// net namespaces, plus user with --userns. The stage starts from this
+// package's init function, told by _OTOK_STAGE=init|exec in its
+// environment (stage.go): it runs before the packages that import runtime
+// and before main, in any program that links the package (test binaries
+// too). The spec travels over a pipe (fd 3); CreateOptions.KeepFiles
+// follow at fds 5… and stay open in otok's reaper only. The init is born in its cgroup, so the cgroup namespace that
 // comes with the clone is rooted there: on v2 by clone3's
 // CLONE_INTO_CGROUP; on v1 the cloning thread moves itself into the
 // container's hierarchies by writing "0" to their tasks files (moving the
@@ -20,7 +24,9 @@
 // for an RCU grace period, ~10 ms on a busy 2-core box) and moves back
 // after the clone. A container joins only memory and pids, plus
 // cpu/cpuacct with CPU limits and devices when it could create device
-// nodes.
+// nodes. Its cgroup is otok/NAME under the device's state directory
+// (DefaultRoots) and otok/NAME@SCOPE under any other (CgroupName), so
+// that runtimes with their own state can use the same names at once.
 //
 // The init stage mounts a size-capped tmpfs over <state>/containers in its
 // private mount namespace (holding the overlay's upper and work dirs and
@@ -50,13 +56,20 @@
 // exec. A multi-threaded process cannot join a user namespace: for a
 // --userns container the thread raw-forks a single-threaded child that
 // does setns(CLONE_NEWUSER), becomes the namespace's root and execs the
-// exec stage (forkIntoUserNS). The binary must be built with
+// exec stage (forkIntoUserNS). On cgroup v2 the exec stage is cloned
+// into the container's cgroup (CLONE_INTO_CGROUP) from the host's cgroup
+// namespace, which nsdelegate requires, and joins the container's cgroup
+// namespace itself. The binary must be built with
 // CGO_ENABLED=0 (as the Makefile does): with cgo, exec of /proc/self/exe
 // after setns fails.
 //
-// The pids limit is written by the init stage itself just before exec
-// (the Go stage needs more threads than a small limit allows); with
-// Process.Init the reaper's own threads (about six) are added to it.
+// The pids limit is written by the parent when Start releases the init
+// (the Go stage needs more threads than a small limit allows, and on v2
+// the init may not write its own limit); with Process.Init the reaper's
+// own threads (about six) are added to it.
+//
+// Rootfs.UpperDir moves the overlay's upper and work directories from the
+// tmpfs to a host directory: a persistent writable layer.
 //
 // # Defaults
 //
@@ -66,8 +79,10 @@
 // container (open_tree + mount_setattr(MOUNT_ATTR_IDMAP), attached by the
 // parent in the init's mount namespace): its root-owned files belong to
 // the container's root. Where the kernel cannot idmap the image (squashfs
-// before Linux 6.x?), they appear as nobody and image directories cannot
-// be copied up (EOVERFLOW); /tmp and /run are tmpfs either way. The state
+// on Linux 6.1: mount_setattr EINVAL; 6.18 can), the container still
+// runs, State.Warnings says so (otok run prints it), its image files
+// appear as nobody's and image directories cannot be copied up; /tmp and
+// /run are tmpfs either way. The state
 // directory must be searchable by the mapped root (otok adds o+x to its
 // own directories). Files written into a userns container's root from the
 // host must be created with the mapped ids (fsuid), or they fail with
