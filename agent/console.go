@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"reflect"
 	"sync"
 	"time"
 
@@ -34,11 +33,10 @@ import (
 // to the workload) at a known fd number, recorded in the agent's state
 // file; a re-adopting agent gets the master back with pidfd_getfd(2)
 // (Linux ≥ 5.6) from the init's pidfd (recoverConsole) and pumps it again.
-// That needs the runtime to pass the master to the init
-// (runtime.CreateOptions.KeepFiles, notes/agent-requests.md R3; found by
-// keepConsole). A system container's /sbin/init must be PID 1, so it gets
-// no reaper and no kept master. Without a kept master (a runtime without
-// KeepFiles, a system container, a kernel before 5.6) the bound is: an
+// The runtime passes the master to the init (runtime.CreateOptions.
+// KeepFiles, see keepConsole). A system container's /sbin/init must be
+// PID 1, so it gets no reaper and no kept master. Without a kept master
+// (a system container, a kernel before 5.6) the bound is: an
 // agent kill -9 hangs up the console (the init survives as PID 1 of its
 // namespace, which ignores the hangup unless it handles SIGHUP; a shell
 // reading it exits), and a re-adopted tty container has no console to
@@ -271,17 +269,14 @@ func recoverConsole(p Proc, fd int) (*os.File, error) {
 const keptConsoleFd = 5
 
 // keepConsole asks the runtime to make the container's init keep a dup of
-// master, when this build's runtime can (CreateOptions.KeepFiles, R3:
-// found by reflection until it lands, then a plain assignment). The init
-// must then be otok's reaper, which keeps it (a system container's
-// /sbin/init must be PID 1: none). It returns the fd number in the init,
-// or 0.
+// master (CreateOptions.KeepFiles). The init must then be otok's reaper,
+// which keeps it; a system container's /sbin/init must be PID 1, so it
+// gets none. It returns the fd number in the init, or 0.
 func keepConsole(opts *runtime.CreateOptions, rs *runtime.Spec, master *os.File) int {
-	f := reflect.ValueOf(opts).Elem().FieldByName("KeepFiles")
-	if !f.IsValid() || f.Type() != reflect.TypeOf([]*os.File(nil)) || rs.System {
+	if rs.System {
 		return 0
 	}
 	rs.Process.Init = true
-	f.Set(reflect.ValueOf([]*os.File{master}))
+	opts.KeepFiles = []*os.File{master}
 	return keptConsoleFd
 }

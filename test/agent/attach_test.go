@@ -5,14 +5,12 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/otok/otok/runtime"
 	"github.com/otok/otok/test/testenv"
 )
 
@@ -183,19 +181,11 @@ func TestAttachMonitorConsole(t *testing.T) {
 	}
 }
 
-// runtimeKeepsFiles: this tree's runtime can make a container's init keep
-// files for the agent (CreateOptions.KeepFiles, notes/agent-requests.md R3).
-func runtimeKeepsFiles() bool {
-	_, ok := reflect.TypeOf(runtime.CreateOptions{}).FieldByName("KeepFiles")
-	return ok
-}
-
 // TestConsoleAcrossAgentKill9: the console of a tty container outlives a
 // kill -9 of the agent: the container's init (otok's reaper) keeps a dup
 // of the pty master, the restarted agent takes it back (pidfd_getfd) and
 // attach reaches the same shell; what the shell printed while no agent
-// ran reaches the log. Without the runtime's KeepFiles the documented
-// bound holds instead: the console is hung up with the agent.
+// ran reaches the log.
 func TestConsoleAcrossAgentKill9(t *testing.T) {
 	w := newWorld(t)
 	w.writeConfig(`config agent
@@ -210,18 +200,11 @@ config container agt_con
 	st := w.waitState("agt_con", "running", 15*time.Second)
 	pid := st.Pid
 	a := attach(t, "--state", w.state, "attach", "agt_con")
-	a.in.Write([]byte("(sleep 1; echo while-away-$((40+2))) &\n"))
-	time.Sleep(200 * time.Millisecond)
+	a.in.Write([]byte("(sleep 2; echo while-away-$((40+2))) &\n"))
+	a.waitOut("echo while-away") // the shell has the line (the console echoed it)
 	w.signal(syscall.SIGKILL)
-	a.wait() // the attachment ends with its agent
-	if !runtimeKeepsFiles() {
-		time.Sleep(1500 * time.Millisecond)
-		w.start()
-		st := w.waitState("agt_con", "exited", 10*time.Second)
-		t.Logf("without KeepFiles: the console was hung up with the agent; the shell ended: %+v", st.Exit)
-		return
-	}
-	time.Sleep(1500 * time.Millisecond) // the background echo runs while no agent does
+	a.wait()                            // the attachment ends with its agent
+	time.Sleep(2500 * time.Millisecond) // the background echo runs while no agent does
 	w.start()
 	st = w.waitState("agt_con", "running", 10*time.Second)
 	if st.Pid != pid || !st.Adopted {
