@@ -4,7 +4,8 @@
 // It owns:
 //
 //   - the image format: a squashfs file plus a manifest (deterministic CBOR,
-//     manifest.go) signed as a COSE_Sign1 with Ed25519 (cose.go, keys.go);
+//     manifest.go) signed as a COSE_Sign1 with Ed25519 (package cose;
+//     cose.go, keys.go: the manifest content type, the keyring);
 //     the `.otok` container that bundles both for shipping (otokfile.go,
 //     specified in FORMAT.md);
 //   - the store: a content-addressed directory on flash (store.go) that

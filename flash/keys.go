@@ -3,10 +3,7 @@ package flash
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,20 +11,17 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/otok/otok/cose"
 )
 
-// Keys are Ed25519. Private keys are PEM "PRIVATE KEY" (PKCS #8), public
-// keys PEM "PUBLIC KEY" (PKIX), so openssl reads them too
-// (`openssl pkey -in x.key -pubout`). A key's id is the first 8 bytes of
-// sha256 of the raw 32-byte public key; it is the COSE kid.
+// Keys are Ed25519, in the PEM files of package cose: private keys PEM
+// "PRIVATE KEY" (PKCS #8), public keys PEM "PUBLIC KEY" (PKIX), so openssl
+// reads them too (`openssl pkey -in x.key -pubout`). A key's id is the
+// first 8 bytes of sha256 of the raw 32-byte public key; it is the COSE kid.
 
-const keyIDLen = 8
-
-// KeyID returns the key id of pub.
-func KeyID(pub ed25519.PublicKey) []byte {
-	h := sha256.Sum256(pub)
-	return h[:keyIDLen]
-}
+// KeyID returns the key id of pub (cose.KeyID).
+func KeyID(pub ed25519.PublicKey) []byte { return cose.KeyID(pub) }
 
 // GenerateKey writes a new key pair to PATH.key (mode 0600) and PATH.pub
 // (0644). It refuses to overwrite either file.
@@ -36,11 +30,7 @@ func GenerateKey(path string) (ed25519.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return nil, err
-	}
-	pder, err := x509.MarshalPKIXPublicKey(pub)
+	privPEM, pubPEM, err := cose.EncodeKeyPair(priv)
 	if err != nil {
 		return nil, err
 	}
@@ -50,10 +40,10 @@ func GenerateKey(path string) (ed25519.PublicKey, error) {
 			return nil, fmt.Errorf("key %s: already exists, not overwriting", p)
 		}
 	}
-	if err := writeFileExcl(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+	if err := writeFileExcl(keyPath, privPEM, 0o600); err != nil {
 		return nil, err
 	}
-	if err := writeFileExcl(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pder}), 0o644); err != nil {
+	if err := writeFileExcl(pubPath, pubPEM, 0o644); err != nil {
 		os.Remove(keyPath)
 		return nil, err
 	}
@@ -77,52 +67,13 @@ func writeFileExcl(path string, b []byte, mode os.FileMode) error {
 	return f.Close()
 }
 
-// ParsePrivateKey decodes a PEM PKCS #8 Ed25519 private key.
-func ParsePrivateKey(b []byte) (ed25519.PrivateKey, error) {
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return nil, errors.New("not a PEM PRIVATE KEY")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, err
-	}
-	ek, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("%T is not an Ed25519 key", k)
-	}
-	return ek, nil
-}
+// ParsePrivateKey decodes a PEM PKCS #8 Ed25519 private key
+// (cose.ParsePrivateKey).
+func ParsePrivateKey(b []byte) (ed25519.PrivateKey, error) { return cose.ParsePrivateKey(b) }
 
-// ParsePublicKey decodes a PEM PKIX Ed25519 public key.
-func ParsePublicKey(b []byte) (ed25519.PublicKey, error) {
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "PUBLIC KEY" {
-		return nil, errors.New("not a PEM PUBLIC KEY")
-	}
-	k, err := x509.ParsePKIXPublicKey(blk.Bytes)
-	if err != nil {
-		return nil, err
-	}
-	ek, ok := k.(ed25519.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("%T is not an Ed25519 key", k)
-	}
-	return ek, nil
-}
-
-// LoadPrivateKey reads a private key file written by GenerateKey.
-func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("key %s: %w", path, err)
-	}
-	k, err := ParsePrivateKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("key %s: %w", path, err)
-	}
-	return k, nil
-}
+// LoadPrivateKey reads a private key file written by GenerateKey
+// (cose.LoadPrivateKey).
+func LoadPrivateKey(path string) (ed25519.PrivateKey, error) { return cose.LoadPrivateKey(path) }
 
 // TrustedKey is one key of a keyring.
 type TrustedKey struct {
@@ -158,11 +109,11 @@ func LoadKeyring(dir string) (*Keyring, error) {
 		if err != nil {
 			return nil, fmt.Errorf("key %s: %w", p, err)
 		}
-		pub, err := ParsePublicKey(b)
+		pub, err := cose.ParsePublicKey(b)
 		if err != nil {
 			return nil, fmt.Errorf("key %s: %w", p, err)
 		}
-		id := hex.EncodeToString(KeyID(pub))
+		id := hex.EncodeToString(cose.KeyID(pub))
 		kr.Keys[id] = &TrustedKey{ID: id, File: p, Pub: pub}
 	}
 	return kr, nil

@@ -3,6 +3,8 @@ package fleet
 import (
 	"crypto/ed25519"
 	"testing"
+
+	"github.com/otok/otok/cose"
 )
 
 func BenchmarkEncodeStatus(b *testing.B) {
@@ -28,7 +30,7 @@ func BenchmarkDecodeStatus(b *testing.B) {
 
 func BenchmarkOpenSignedDesired(b *testing.B) {
 	d, _ := Marshal(sampleDesired())
-	s, _ := Sign(CtypeDesired, d, testKey)
+	s, _ := cose.Sign(CtypeDesired, d, testKey)
 	keys := []ed25519.PublicKey{testKey.Public().(ed25519.PublicKey)}
 	b.ReportAllocs()
 	for b.Loop() {

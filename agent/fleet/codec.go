@@ -5,6 +5,8 @@ import (
 	"regexp"
 
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/otok/otok/cose"
 )
 
 // Size bounds, checked before any decoding. A payload over its bound is
@@ -228,7 +230,7 @@ func (d *Desired) check() error {
 		if im.URL == "" || len(im.URL) > 1024 {
 			return invalidf("desired %s v%d: image %s: bad url", d.Scope, d.Version, im.Name)
 		}
-		if len(im.Signature) > 8<<10 || (len(im.Signature) > 0 && im.Signature[0] != 0xc0|coseTagSign1) {
+		if len(im.Signature) > 8<<10 || (len(im.Signature) > 0 && !cose.IsSign1(im.Signature)) {
 			return invalidf("desired %s v%d: image %s: signature is not a COSE_Sign1 of at most 8 KiB", d.Scope, d.Version, im.Name)
 		}
 		if seen["i"+im.Name] {
@@ -303,9 +305,8 @@ func peekID(b []byte) string {
 		ID any `cbor:"1,keyasint"`
 	}
 	if looseMode.Unmarshal(b, &id) != nil {
-		var tag cbor.RawTag
-		var s coseSign1
-		if looseMode.Unmarshal(b, &tag) != nil || looseMode.Unmarshal(tag.Content, &s) != nil || looseMode.Unmarshal(s.Payload, &id) != nil {
+		p, ok := cose.PeekPayload(b)
+		if !ok || looseMode.Unmarshal(p, &id) != nil {
 			return ""
 		}
 	}

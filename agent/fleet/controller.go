@@ -14,6 +14,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/otok/otok/cose"
 )
 
 // Controller is the operator's side (`otok fleet …`): it watches states and
@@ -374,7 +376,7 @@ func (k *Controller) Encode(c *Command) ([]byte, error) {
 		return nil, err
 	}
 	if k.key != nil {
-		return Sign(CtypeCommand, b, k.key)
+		return cose.Sign(CtypeCommand, b, k.key)
 	}
 	return b, nil
 }
@@ -489,7 +491,7 @@ func (k *Controller) Deploy(ctx context.Context, d *Desired) (uint64, error) {
 		return 0, err
 	}
 	if k.key != nil {
-		if b, err = Sign(CtypeDesired, b, k.key); err != nil {
+		if b, err = cose.Sign(CtypeDesired, b, k.key); err != nil {
 			return 0, err
 		}
 	}

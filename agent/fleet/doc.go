@@ -18,7 +18,8 @@
 // and parses `config fleet` into a Config.
 //
 // Files: message.go (types), codec.go (strict bounded decoding), cose.go
-// (signatures, keys), topics.go, config.go and uciconfig.go, dial.go
+// (which signed messages are accepted; the COSE_Sign1 itself and the keys
+// are package cose), topics.go, config.go and uciconfig.go, dial.go
 // (buffered broker connections), session.go (connection, birth/death,
 // status, events), command.go (cmd → reply), desired.go, replay.go,
 // backoff.go, queue.go, agentadapter.go (the daemon's command API),

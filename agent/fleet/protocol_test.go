@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/otok/otok/cose"
 )
 
 var update = flag.Bool("update", false, "rewrite golden vectors in testdata/")
@@ -65,13 +67,13 @@ func golden(t *testing.T) map[string]any {
 	t.Helper()
 	cmd := sampleCommand()
 	cb, _ := Marshal(cmd)
-	signedCmd, err := Sign(CtypeCommand, cb, testKey)
+	signedCmd, err := cose.Sign(CtypeCommand, cb, testKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	des := sampleDesired()
 	db, _ := Marshal(des)
-	signedDes, err := Sign(CtypeDesired, db, testKey)
+	signedDes, err := cose.Sign(CtypeDesired, db, testKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +252,7 @@ func TestSignatures(t *testing.T) {
 	pub := testKey.Public().(ed25519.PublicKey)
 	otherPub, otherKey, _ := ed25519.GenerateKey(nil)
 	cb, _ := Marshal(sampleCommand())
-	signed, _ := Sign(CtypeCommand, cb, testKey)
+	signed, _ := cose.Sign(CtypeCommand, cb, testKey)
 	keys := []ed25519.PublicKey{pub}
 	if p, err := Open(signed, CtypeCommand, keys); err != nil || !bytes.Equal(p, cb) {
 		t.Fatalf("good signature: %v", err)
@@ -275,10 +277,15 @@ func TestSignatures(t *testing.T) {
 	flipped[len(flipped)-1] ^= 1
 	check("flipped signature bit", flipped, CtypeCommand, keys, CodeUnauthorized)
 	check("garbage after tag", []byte{0xd2, 0x01}, CtypeCommand, keys, CodeInvalid)
+	// The signature's length written in two bytes (0x59 0x00 0x40, not
+	// 0x58 0x40): valid CBOR, but not the one deterministic encoding.
+	longLen := append(append(bytes.Clone(signed[:len(signed)-66]), 0x59, 0x00, 0x40), signed[len(signed)-64:]...)
+	check("non-deterministic envelope", longLen, CtypeCommand, keys, CodeInvalid)
+	check("non-deterministic envelope, no keys", longLen, CtypeCommand, nil, CodeInvalid)
 }
 
 func mustSign(t *testing.T, ctype string, b []byte, k ed25519.PrivateKey) []byte {
-	s, err := Sign(ctype, b, k)
+	s, err := cose.Sign(ctype, b, k)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/otok/otok/cose"
 )
 
 // stubClient is an MQTT client that records what the session publishes,
@@ -92,7 +94,7 @@ func TestSessionStubCommand(t *testing.T) {
 	s, l, c := newStubSession(t, keys)
 	cmd := NewCommand("dev1", "ps", Args{}, time.Minute)
 	b, _ := Marshal(cmd)
-	sb, _ := Sign(CtypeCommand, b, testKey)
+	sb, _ := cose.Sign(CtypeCommand, b, testKey)
 	s.route(l, stubMsg{topic: DevTopic("dev1", "cmd"), payload: sb})
 	s.route(l, stubMsg{topic: DevTopic("dev1", "cmd"), payload: sb})
 	replies := c.pubs[DevTopic("dev1", "reply")]

@@ -10,6 +10,7 @@ import (
 
 	"github.com/otok/otok/agent/fleet"
 	"github.com/otok/otok/agent/fleet/fleettest"
+	"github.com/otok/otok/cose"
 )
 
 func img(name string) fleet.ImageRef {
@@ -91,12 +92,12 @@ func TestGroupDeploy(t *testing.T) {
 	// Replaying v1's document (older version) is refused, v2 still reported.
 	old := fleet.Desired{Scope: "group/lab", Version: 1, Issued: 1}
 	ob, _ := fleet.Marshal(old)
-	sb, _ := fleet.Sign(fleet.CtypeDesired, ob, key)
+	sb, _ := cose.Sign(fleet.CtypeDesired, ob, key)
 	k.PublishRaw(ctx, fleet.GroupTopic("lab"), true, sb)
 	// A document signed for another scope, published on lab's topic.
 	other3 := fleet.Desired{Scope: "group/other", Version: 9, Issued: 1}
 	ob, _ = fleet.Marshal(other3)
-	sb, _ = fleet.Sign(fleet.CtypeDesired, ob, key)
+	sb, _ = cose.Sign(fleet.CtypeDesired, ob, key)
 	k.PublishRaw(ctx, fleet.GroupTopic("lab"), true, sb)
 	// Unsigned and garbage documents.
 	ub, _ := fleet.Marshal(fleet.Desired{Scope: "group/lab", Version: 50, Issued: 1})
@@ -152,7 +153,7 @@ func TestDesiredReplayAfterRestart(t *testing.T) {
 	ctx := context.Background()
 	sign := func(v uint64, ctr string) []byte {
 		b, _ := fleet.Marshal(fleet.Desired{Scope: "dev/dev1", Version: v, Issued: 1, Images: []fleet.ImageRef{img("busybox")}, Containers: []fleet.ContainerSpec{{Name: ctr, Image: "busybox"}}})
-		s, _ := fleet.Sign(fleet.CtypeDesired, b, key)
+		s, _ := cose.Sign(fleet.CtypeDesired, b, key)
 		return s
 	}
 	old := sign(2, "old")

@@ -14,6 +14,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 	"github.com/otok/otok/agent/fleet"
 	"github.com/otok/otok/agent/fleet/fleettest"
+	"github.com/otok/otok/cose"
 )
 
 // Birth: state online with the connection's bdseq and a full status, both
@@ -227,7 +228,7 @@ func TestCommandRejects(t *testing.T) {
 	raw := func(name string, m map[int]any, want fleet.Code) {
 		t.Helper()
 		p, _ := cbor.Marshal(m)
-		b, _ := fleet.Sign(fleet.CtypeCommand, p, key)
+		b, _ := cose.Sign(fleet.CtypeCommand, p, key)
 		r, err := k.Send(ctxT(t, 5*time.Second), "dev1", m[1].(string), b, nil)
 		if err != nil || r.Code != want {
 			t.Fatalf("%s: %v %+v", name, err, r)
