@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -115,14 +116,16 @@ func CapNames(mask uint64) []string {
 }
 
 // lastCap is the highest capability the running kernel knows.
-func lastCap() int {
+// lastCap is the kernel's highest capability number, read once (a start
+// asked for it five times).
+var lastCap = sync.OnceValue(func() int {
 	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n > 0 && n < 64 {
 			return n
 		}
 	}
 	return unix.CAP_LAST_CAP
-}
+})
 
 func allCapsMask() uint64 {
 	l := lastCap()
