@@ -262,12 +262,19 @@ func (a *Agent) startCtr(ctx context.Context, c *ctr) (err error) {
 		c.health = HealthStarting
 	}
 	c.lastErr = ""
+	a.dirty = true
+	a.mu.Unlock()
+	// Record the instance (still "starting") before anyone can see it
+	// running: an agent killed right after a client saw "running" must
+	// find it in the state file, with its start time, not adopt it as an
+	// unrecorded stranger.
+	a.saveState()
+	a.mu.Lock()
 	c.busy = ""
 	a.setStateLocked(c, StateRunning, "")
 	a.watchLocked(c, gen)
 	a.mu.Unlock()
 	a.event(Event{Type: EvStart, Container: c.name, Image: img.Digest, Msg: "pid " + strconv.Itoa(p.Pid)})
-	a.saveState()
 	return nil
 }
 
