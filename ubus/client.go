@@ -126,16 +126,15 @@ func (c *Client) do(ctx context.Context, m *Message, onData func(*Message)) erro
 	if err != nil {
 		return err
 	}
+	return c.doOn(ctx, cn, m, onData)
+}
+
+// doOn is do on the connection cn: requests that name an object id must go
+// to the connection that registered it, not to whichever is current.
+func (c *Client) doOn(ctx context.Context, cn *conn, m *Message, onData func(*Message)) error {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	st, err := cn.request(ctx, m, onData)
-	if err != nil {
-		return err
-	}
-	if st != StatusOK {
-		return st
-	}
-	return nil
+	return cn.request(ctx, m, onData)
 }
 
 // Ping checks that ubusd answers.

@@ -477,3 +477,53 @@ func TestMessageRoundTrip(t *testing.T) {
 		t.Fatal("short status accepted")
 	}
 }
+
+// Every Go integer kind on the wire (libubox: blobmsg_add_u8 … u64): the
+// sized kinds as the blobmsg integer of their size, two's complement, big
+// endian; int and uint as INT32 when the value fits, INT64 beyond.
+func TestEncodeIntegerKinds(t *testing.T) {
+	type myInt16 int16
+	// attr is the attribute "n" of type typ (BLOBMSG_TYPE_*) with payload
+	// p: header (extended bit, type, length), name length, "n\0", padding
+	// to 4, payload, padding to 4 (not counted in the length).
+	attr := func(typ byte, p ...byte) []byte {
+		n := 8 + len(p)
+		b := append([]byte{0x80 | typ, 0, 0, byte(n), 0, 1, 'n', 0}, p...)
+		for len(b)%4 != 0 {
+			b = append(b, 0)
+		}
+		return b
+	}
+	ff := func(n int) []byte { return bytes.Repeat([]byte{0xff}, n) }
+	type intCase struct {
+		v    any
+		want []byte
+	}
+	cases := []intCase{
+		{int8(-1), attr(7, 0xff)},
+		{uint8(200), attr(7, 200)},
+		{int16(-2), attr(6, 0xff, 0xfe)},
+		{myInt16(0x1234), attr(6, 0x12, 0x34)},
+		{uint16(0xbeef), attr(6, 0xbe, 0xef)},
+		{int32(math.MinInt32), attr(5, 0x80, 0, 0, 0)},
+		{uint32(0xfffffff0), attr(5, 0xff, 0xff, 0xff, 0xf0)},
+		{int64(-1), attr(4, ff(8)...)},
+		{int64(1), attr(4, 0, 0, 0, 0, 0, 0, 0, 1)},
+		{uint64(math.MaxUint64), attr(4, ff(8)...)},
+		{int(7), attr(5, 0, 0, 0, 7)},
+		{int(-1), attr(5, ff(4)...)},
+		{uint(math.MaxInt32), attr(5, 0x7f, 0xff, 0xff, 0xff)},
+		{uint(math.MaxInt32) + 1, attr(4, 0, 0, 0, 0, 0x80, 0, 0, 0)},
+		{uintptr(1), attr(5, 0, 0, 0, 1)},
+	}
+	if strconv.IntSize == 64 { // an int beyond int32 (not a constant: 32-bit targets compile this too)
+		below := int64(math.MinInt32) - 1
+		cases = append(cases, intCase{int(below), attr(4, 0xff, 0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff)})
+	}
+	for _, c := range cases {
+		got, err := Marshal(Table{{"n", c.v}})
+		if err != nil || !bytes.Equal(got, c.want) {
+			t.Errorf("%T(%v): got %x %v, want %x", c.v, c.v, got, err, c.want)
+		}
+	}
+}

@@ -139,13 +139,14 @@ func (cn *conn) send(ctx context.Context, m *Message) error {
 }
 
 // request sends m with a fresh seq and waits for its STATUS; DATA replies
-// with the same seq and peer go to onData first.
-func (cn *conn) request(ctx context.Context, m *Message, onData func(*Message)) (Status, error) {
+// with the same seq and peer go to onData first. A status other than
+// UBUS_STATUS_OK is the error.
+func (cn *conn) request(ctx context.Context, m *Message, onData func(*Message)) error {
 	p := &pending{peer: m.Peer, onData: onData, status: make(chan Status, 1)}
 	cn.mu.Lock()
 	if cn.closed {
 		cn.mu.Unlock()
-		return 0, errNotConnected
+		return errNotConnected
 	}
 	for {
 		cn.seq++
@@ -165,17 +166,20 @@ func (cn *conn) request(ctx context.Context, m *Message, onData func(*Message)) 
 	}
 	if err := cn.send(ctx, m); err != nil {
 		drop()
-		return 0, err
+		return err
 	}
 	select {
 	case st := <-p.status:
-		return st, nil
+		if st != StatusOK {
+			return st
+		}
+		return nil
 	case <-ctx.Done():
 		drop()
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return 0, fmt.Errorf("ubus %s: %w (%w)", m.Type, StatusTimeout, ctx.Err())
+			return fmt.Errorf("ubus %s: %w (%w)", m.Type, StatusTimeout, ctx.Err())
 		}
-		return 0, ctx.Err()
+		return ctx.Err()
 	}
 }
 

@@ -197,14 +197,11 @@ func subscribeTo(ctx context.Context, c *Client, cn *conn, o *Object, path strin
 	lm := &Message{Type: MsgLookup}
 	lm.PutString(AttrObjPath, path)
 	var target uint32
-	st, err := cn.request(ctx, lm, func(r *Message) {
+	err := cn.request(ctx, lm, func(r *Message) {
 		if id, ok := r.U32(AttrObjID); ok && target == 0 {
 			target = id
 		}
 	})
-	if err == nil && st != StatusOK {
-		err = st
-	}
 	if err == nil && target == 0 {
 		err = StatusNotFound
 	}
@@ -217,11 +214,7 @@ func subscribeTo(ctx context.Context, c *Client, cn *conn, o *Object, path strin
 	m := &Message{Type: MsgSubscribe}
 	m.PutU32(AttrObjID, id)
 	m.PutU32(AttrTarget, target)
-	st, err = cn.request(ctx, m, nil)
-	if err == nil && st != StatusOK {
-		err = st
-	}
-	if err != nil {
+	if err := cn.request(ctx, m, nil); err != nil {
 		return fmt.Errorf("ubus subscribe %s: %w", path, err)
 	}
 	return nil
@@ -240,11 +233,7 @@ func registerPattern(ctx context.Context, c *Client, cn *conn, o *Object, patter
 	m.PutU32(AttrObjID, objEvent)
 	m.PutString(AttrMethod, "register")
 	m.Add(AttrData, e.b)
-	st, err := cn.request(ctx, m, nil)
-	if err == nil && st != StatusOK {
-		err = st
-	}
-	if err != nil {
+	if err := cn.request(ctx, m, nil); err != nil {
 		return fmt.Errorf("register event pattern %s: %w", pattern, err)
 	}
 	return nil

@@ -155,9 +155,7 @@ func (c *Client) addObject(ctx context.Context, o *Object) error {
 		if id != 0 && cn != nil { // added, but setup failed: withdraw it
 			m := &Message{Type: MsgRemoveObject}
 			m.PutU32(AttrObjID, id)
-			ctx, cancel := c.withTimeout(ctx)
-			cn.request(ctx, m, nil)
-			cancel()
+			c.doOn(ctx, cn, m, nil) // best effort: err says why it failed
 		}
 		return err
 	}
@@ -207,7 +205,7 @@ func (c *Client) register(ctx context.Context, cn *conn, o *Object) (err error) 
 		m.Add(AttrSignature, sig)
 	}
 	got := false
-	st, err := cn.request(ctx, m, func(r *Message) {
+	err = cn.request(ctx, m, func(r *Message) {
 		id, ok := r.U32(AttrObjID)
 		if !ok {
 			return
@@ -220,9 +218,6 @@ func (c *Client) register(ctx context.Context, cn *conn, o *Object) (err error) 
 		c.byID[id] = o
 		c.mu.Unlock()
 	})
-	if err == nil && st != StatusOK {
-		err = st
-	}
 	if err == nil && !got {
 		err = StatusNoData
 	}
@@ -250,13 +245,7 @@ func (c *Client) RemoveObject(ctx context.Context, o *Object) error {
 	}
 	m := &Message{Type: MsgRemoveObject}
 	m.PutU32(AttrObjID, id)
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	st, err := cn.request(ctx, m, nil)
-	if err == nil && st != StatusOK {
-		err = st
-	}
-	if err != nil {
+	if err := c.doOn(ctx, cn, m, nil); err != nil {
 		return fmt.Errorf("ubus: remove object %s: %w", o.label(), err)
 	}
 	return nil
@@ -284,13 +273,7 @@ func (o *Object) Notify(ctx context.Context, typ string, data any) error {
 	m.PutU32(AttrObjID, id)
 	m.PutString(AttrMethod, typ)
 	m.Add(AttrData, d)
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	st, err := cn.request(ctx, m, nil)
-	if err == nil && st != StatusOK {
-		err = st
-	}
-	if err != nil {
+	if err := c.doOn(ctx, cn, m, nil); err != nil {
 		return fmt.Errorf("ubus: notify %s %s: %w", o.label(), typ, err)
 	}
 	return nil

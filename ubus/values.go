@@ -191,15 +191,7 @@ func (e *encoder) value(name string, v reflect.Value) error {
 		return nil
 	}
 	if v.Type() == tableType {
-		off, err := e.nest(TypeTable, name)
-		if err != nil {
-			return err
-		}
-		if err := e.tableContent(v); err != nil {
-			return err
-		}
-		e.unnest(off)
-		return nil
+		return e.table(name, v)
 	}
 	switch v.Kind() {
 	case reflect.String:
@@ -210,22 +202,10 @@ func (e *encoder) value(name string, v reflect.Value) error {
 			b = 1
 		}
 		e.i8(name, b)
-	case reflect.Int8:
-		e.i8(name, uint8(v.Int()))
-	case reflect.Uint8:
-		e.i8(name, uint8(v.Uint()))
-	case reflect.Int16:
-		e.i16(name, uint16(v.Int()))
-	case reflect.Uint16:
-		e.i16(name, uint16(v.Uint()))
-	case reflect.Int32:
-		e.i32(name, uint32(v.Int()))
-	case reflect.Uint32:
-		e.i32(name, uint32(v.Uint()))
-	case reflect.Int64:
-		e.i64(name, uint64(v.Int()))
-	case reflect.Uint64:
-		e.i64(name, v.Uint())
+	case reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		e.sized(name, v.Type().Size(), uint64(v.Int()))
+	case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		e.sized(name, v.Type().Size(), v.Uint())
 	case reflect.Int:
 		if i := v.Int(); i >= math.MinInt32 && i <= math.MaxInt32 {
 			e.i32(name, uint32(i))
@@ -256,17 +236,38 @@ func (e *encoder) value(name string, v reflect.Value) error {
 		}
 		e.unnest(off)
 	case reflect.Map, reflect.Struct:
-		off, err := e.nest(TypeTable, name)
-		if err != nil {
-			return err
-		}
-		if err := e.tableContent(v); err != nil {
-			return err
-		}
-		e.unnest(off)
+		return e.table(name, v)
 	default:
 		return &TypeError{Path: name, Want: "blobmsg value", Got: v.Type().String()}
 	}
+	return nil
+}
+
+// sized writes the low size bytes of u as the blobmsg integer of that size:
+// Go's sized integers map one to one onto INT8, INT16, INT32 and INT64.
+func (e *encoder) sized(name string, size uintptr, u uint64) {
+	switch size {
+	case 1:
+		e.i8(name, uint8(u))
+	case 2:
+		e.i16(name, uint16(u))
+	case 4:
+		e.i32(name, uint32(u))
+	default:
+		e.i64(name, u)
+	}
+}
+
+// table writes v (a Table, map or struct) as a nested table.
+func (e *encoder) table(name string, v reflect.Value) error {
+	off, err := e.nest(TypeTable, name)
+	if err != nil {
+		return err
+	}
+	if err := e.tableContent(v); err != nil {
+		return err
+	}
+	e.unnest(off)
 	return nil
 }
 

@@ -555,18 +555,29 @@ func (b *Broker) response(c *client, m *ubus.Message, raw []byte) {
 	b.sendRaw(to, fw)
 }
 
-func (b *Broker) subscribe(c *client, m *ubus.Message) ubus.Status {
+// watcher returns the caller's own object and the target id of a SUBSCRIBE
+// or UNSUBSCRIBE (ubusd_handle_add_watch and ubusd_handle_remove_watch
+// check both the same way).
+func (b *Broker) watcher(c *client, m *ubus.Message) (*object, uint32, ubus.Status) {
 	id, ok1 := m.U32(ubus.AttrObjID)
 	tid, ok2 := m.U32(ubus.AttrTarget)
 	if !ok1 || !ok2 {
-		return ubus.StatusInvalidArgument
+		return nil, 0, ubus.StatusInvalidArgument
 	}
 	obj := b.objects[id]
 	if obj == nil {
-		return ubus.StatusNotFound
+		return nil, 0, ubus.StatusNotFound
 	}
 	if obj.client != c {
-		return ubus.StatusInvalidArgument
+		return nil, 0, ubus.StatusInvalidArgument
+	}
+	return obj, tid, ubus.StatusOK
+}
+
+func (b *Broker) subscribe(c *client, m *ubus.Message) ubus.Status {
+	obj, tid, st := b.watcher(c, m)
+	if st != ubus.StatusOK {
+		return st
 	}
 	target := b.objects[tid]
 	if target == nil || target.client == nil {
@@ -616,17 +627,9 @@ func remove(l []*subscription, s *subscription) []*subscription {
 }
 
 func (b *Broker) unsubscribe(c *client, m *ubus.Message) ubus.Status {
-	id, ok1 := m.U32(ubus.AttrObjID)
-	tid, ok2 := m.U32(ubus.AttrTarget)
-	if !ok1 || !ok2 {
-		return ubus.StatusInvalidArgument
-	}
-	obj := b.objects[id]
-	if obj == nil {
-		return ubus.StatusNotFound
-	}
-	if obj.client != c {
-		return ubus.StatusInvalidArgument
+	obj, tid, st := b.watcher(c, m)
+	if st != ubus.StatusOK {
+		return st
 	}
 	for _, s := range obj.targets {
 		if s.target.id == tid {
