@@ -218,7 +218,7 @@ func TestAgentOnUbus(t *testing.T) {
 	if err != nil || len(objs) != 1 {
 		t.Fatalf("lookup otok: %v %v", objs, err)
 	}
-	if got := strings.Join(objs[0].Methods(), " "); got != "check create df images import list logs remove restart run start stats status stop" {
+	if got := strings.Join(objs[0].Methods(), " "); got != "check create df images import kill list logs remove restart run start stats status stop update" {
 		t.Errorf("methods: %s", got)
 	}
 	if s := objs[0].Signature["run"]; s["name"] != ubus.TypeString || s["command"] != ubus.TypeArray || s["cpus"] != ubus.TypeString {
