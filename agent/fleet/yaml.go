@@ -150,31 +150,35 @@ func (p *yparser) mapping(indent int) (any, error) {
 	return out, nil
 }
 
-// splitKey splits "key: value" (or "key:") outside quotes.
+// splitKey splits "key: value" (or "key:") at the first colon outside
+// quotes that ends the line or is followed by a space. A quote opens a
+// quoted key only at the start.
 func splitKey(s string) (k, v string, ok bool) {
-	q := byte(0)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case q != 0:
-			if c == q {
-				q = 0
-			} else if c == '\\' && q == '"' {
-				i++
-			}
-		case c == '"' || c == '\'':
-			if i == 0 {
-				q = c
-			}
-		case c == ':' && (i+1 == len(s) || s[i+1] == ' '):
-			return strings.TrimSpace(s[:i]), strings.TrimSpace(s[i+1:]), i > 0
-		}
+	i := unquoted(s,
+		func(i int) bool { return i == 0 },
+		func(i int) bool { return s[i] == ':' && (i+1 == len(s) || s[i+1] == ' ') })
+	if i < 0 {
+		return "", "", false
 	}
-	return "", "", false
+	return strings.TrimSpace(s[:i]), strings.TrimSpace(s[i+1:]), i > 0
 }
 
-// stripComment removes a " #…" comment outside quotes.
+// stripComment removes a " #…" comment outside quotes. A quote opens a
+// quoted string at the start of the line or after a space, '[' or ','.
 func stripComment(s string) string {
+	i := unquoted(s,
+		func(i int) bool { return i == 0 || strings.IndexByte(" [,", s[i-1]) >= 0 },
+		func(i int) bool { return s[i] == '#' && (i == 0 || s[i-1] == ' ') })
+	if i < 0 {
+		return s
+	}
+	return strings.TrimRight(s[:i], " ")
+}
+
+// unquoted returns the index of the first byte of s, outside quoted
+// strings, at which stop is true, or -1. A ' or " at i opens a quoted
+// string when opens(i); inside "…" a backslash escapes the next byte.
+func unquoted(s string, opens, stop func(i int) bool) int {
 	q := byte(0)
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -186,14 +190,14 @@ func stripComment(s string) string {
 				i++
 			}
 		case c == '"' || c == '\'':
-			if i == 0 || s[i-1] == ' ' || s[i-1] == '[' || s[i-1] == ',' {
+			if opens(i) {
 				q = c
 			}
-		case c == '#' && (i == 0 || s[i-1] == ' '):
-			return strings.TrimRight(s[:i], " ")
+		case stop(i):
+			return i
 		}
 	}
-	return s
+	return -1
 }
 
 func scalar(s string, no int) (any, error) {
