@@ -177,23 +177,36 @@ func stripComment(s string) string {
 
 // unquoted returns the index of the first byte of s, outside quoted
 // strings, at which stop is true, or -1. A ' or " at i opens a quoted
-// string when opens(i); inside "…" a backslash escapes the next byte.
+// string when opens(i).
 func unquoted(s string, opens, stop func(i int) bool) int {
-	q := byte(0)
 	for i := 0; i < len(s); i++ {
-		c := s[i]
 		switch {
-		case q != 0:
-			if c == q {
-				q = 0
-			} else if c == '\\' && q == '"' {
-				i++
+		case (s[i] == '"' || s[i] == '\'') && opens(i):
+			n := quoteEnd(s[i:])
+			if n < 0 {
+				return -1
 			}
-		case c == '"' || c == '\'':
-			if opens(i) {
-				q = c
-			}
+			i += n
 		case stop(i):
+			return i
+		}
+	}
+	return -1
+}
+
+// quoteEnd returns the index of the quote that closes the quoted string s
+// starts with (s[0] is ' or "), or -1. Inside "…" a backslash escapes the
+// next byte; inside '…' two single quotes in a row are one (as scalar
+// reads them).
+func quoteEnd(s string) int {
+	q := s[0]
+	for i := 1; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && q == '"':
+			i++
+		case s[i] == q && q == '\'' && i+1 < len(s) && s[i+1] == q:
+			i++
+		case s[i] == q:
 			return i
 		}
 	}
@@ -239,14 +252,8 @@ func flowSeq(s string, no int) (any, error) {
 	for body != "" {
 		var item string
 		if body[0] == '"' || body[0] == '\'' {
-			end := 1
-			for end < len(body) && body[end] != body[0] {
-				if body[end] == '\\' && body[0] == '"' {
-					end++
-				}
-				end++
-			}
-			if end >= len(body) {
+			end := quoteEnd(body)
+			if end < 0 {
 				return nil, fmt.Errorf("yaml line %d: unterminated string in flow sequence", no)
 			}
 			item, body = body[:end+1], strings.TrimSpace(body[end+1:])

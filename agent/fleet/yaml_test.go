@@ -16,7 +16,8 @@ func TestYAMLSplitKeyStripComment(t *testing.T) {
 		{": x", "", "x", false},
 		{`"a: b": c`, `"a: b"`, "c", true},
 		{`"a\": b": c`, `"a\": b"`, "c", true},
-		{`'a\': b`, `'a\'`, "b", true}, // no escapes in single quotes
+		{`'a\': b`, `'a\'`, "b", true}, // no backslash escapes in single quotes
+		{`'a'': b': c`, `'a'': b'`, "c", true},
 		{`x"a: b"`, `x"a`, `b"`, true}, // a quote opens only at the start of a key
 		{`"open: x`, "", "", false},
 		{"- a", "", "", false},
@@ -35,6 +36,8 @@ func TestYAMLSplitKeyStripComment(t *testing.T) {
 		{`a: "b \" # c" # d`, `a: "b \" # c"`},
 		{`a: ['x # y', "z # w"]  # v`, `a: ['x # y', "z # w"]`},
 		{`a: [x,'y # z']`, `a: [x,'y # z']`},
+		{`a: 'b '' # c' # d`, `a: 'b '' # c'`},
+		{`- 'it''s # here'`, `- 'it''s # here'`},
 		{`a: b'c # d`, `a: b'c`}, // a quote inside a word opens nothing
 		{`a: "open # x`, `a: "open # x`},
 	}
@@ -42,5 +45,16 @@ func TestYAMLSplitKeyStripComment(t *testing.T) {
 		if got := stripComment(c.in); got != c.want {
 			t.Errorf("stripComment(%q) = %q, want %q", c.in, got, c.want)
 		}
+	}
+}
+
+func TestYAMLSingleQuotedHash(t *testing.T) {
+	v, err := ParseYAML([]byte("a: 'it''s # not a comment' # a comment\nb: ['x''y # z']\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := v.(map[string]any)
+	if m["a"] != "it's # not a comment" || len(m["b"].([]any)) != 1 || m["b"].([]any)[0] != "x'y # z" {
+		t.Fatalf("got %#v", m)
 	}
 }
