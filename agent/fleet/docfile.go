@@ -5,8 +5,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
+
+	"github.com/otok/otok/agent"
 )
 
 // ParseDesiredFile reads the operator's desired-state file (JSON, or the
@@ -127,26 +128,13 @@ func (f *flexStr) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// parseSize reads bytes with an optional K, M, G suffix (powers of 1024).
+// parseSize reads an optional byte size the way the agent reads one in
+// UCI and the command API (agent.ParseSize: k, M, G suffixes, powers of
+// 1024); absent is 0.
 func parseSize(s string) (uint64, error) {
 	if s == "" {
 		return 0, nil
 	}
-	mul := uint64(1)
-	switch s[len(s)-1] {
-	case 'k', 'K':
-		mul = 1 << 10
-	case 'm', 'M':
-		mul = 1 << 20
-	case 'g', 'G':
-		mul = 1 << 30
-	}
-	if mul > 1 {
-		s = s[:len(s)-1]
-	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%q: want a number of bytes, optionally with K, M or G", s)
-	}
-	return n * mul, nil
+	n, err := agent.ParseSize(s)
+	return uint64(n), err
 }

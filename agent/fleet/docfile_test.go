@@ -90,3 +90,36 @@ func FuzzParseYAML(f *testing.F) {
 		ParseDesiredFile(b, "dev/x")
 	})
 }
+
+func TestDesiredFileSizes(t *testing.T) {
+	cases := []struct {
+		size string // YAML value of images[0].size and containers[0].memory
+		want uint64
+		err  bool
+	}{
+		{"", 0, false},
+		{"4096", 4096, false},
+		{"14M", 14 << 20, false},
+		{"64k", 64 << 10, false},
+		{"1G", 1 << 30, false},
+		{"64MiB", 64 << 20, false}, // as UCI's `option memory` takes it
+		{"lots", 0, true},
+		{"-1", 0, true},
+		{"1.5G", 0, true},
+		{"99999999999G", 0, true}, // overflow, not a wrapped small number
+	}
+	for _, c := range cases {
+		doc := "images:\n  - name: a\n    digest: " + strings.Repeat("01", 32) + "\n    url: u\n    size: " + c.size +
+			"\ncontainers:\n  - name: a\n    image: a\n    memory: " + c.size + "\n"
+		d, err := ParseDesiredFile([]byte(doc), "dev/x")
+		if c.err {
+			if err == nil || !strings.Contains(err.Error(), "size") {
+				t.Errorf("%q: got %v, want a size error", c.size, err)
+			}
+			continue
+		}
+		if err != nil || d.Images[0].Size != c.want || d.Containers[0].Memory != c.want {
+			t.Errorf("%q: got %+v %v, want %d", c.size, d, err, c.want)
+		}
+	}
+}
