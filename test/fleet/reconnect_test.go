@@ -150,26 +150,7 @@ func TestMutualTLS(t *testing.T) {
 		"server not trusted":       {Brokers: []string{m.TLSURL}, DeviceID: "wrongca", TLS: wrongCA},
 		"plain TCP to TLS port":    {Brokers: []string{"tcp" + m.TLSURL[3:]}, DeviceID: "plain"},
 	} {
-		d := startDevice(t, *cfg)
-		errs := make(chan string, 10)
-		d.s.SetLogf(func(f string, a ...any) {
-			select {
-			case errs <- fmt.Sprintf(f, a...):
-			default:
-			}
-		})
-		select {
-		case e := <-errs:
-			t.Logf("%s: %s", name, e)
-		case <-time.After(5 * time.Second):
-			t.Errorf("%s: no connection error", name)
-		}
-		if d.s.Online() {
-			t.Errorf("%s: device online", name)
-		}
-		if _, ok := k.Device(cfg.DeviceID); ok {
-			t.Errorf("%s: controller saw it", name)
-		}
+		refused(t, k, name, cfg)
 	}
 	if os.Getenv("V") != "" {
 		t.Log(m.Log())
@@ -187,22 +168,32 @@ func TestPassword(t *testing.T) {
 		"wrong password": {Brokers: []string{m.URL}, DeviceID: "dev2", Username: "dev1", Password: "nope"},
 		"anonymous":      {Brokers: []string{m.URL}, DeviceID: "dev3"},
 	} {
-		d := startDevice(t, cfg)
-		errs := make(chan string, 10)
-		d.s.SetLogf(func(f string, a ...any) {
-			select {
-			case errs <- fmt.Sprintf(f, a...):
-			default:
-			}
-		})
+		refused(t, k, name, &cfg)
+	}
+}
+
+// refused starts a device with cfg and checks that it logs a connection
+// error within 5 s, is not online, and that the controller k never saw it.
+func refused(t *testing.T, k *fleet.Controller, name string, cfg *fleet.Config) {
+	t.Helper()
+	d := startDevice(t, *cfg)
+	errs := make(chan string, 10)
+	d.s.SetLogf(func(f string, a ...any) {
 		select {
-		case e := <-errs:
-			t.Logf("%s: %s", name, e)
-		case <-time.After(5 * time.Second):
-			t.Errorf("%s: no connection error", name)
+		case errs <- fmt.Sprintf(f, a...):
+		default:
 		}
-		if d.s.Online() {
-			t.Errorf("%s: online", name)
-		}
+	})
+	select {
+	case e := <-errs:
+		t.Logf("%s: %s", name, e)
+	case <-time.After(5 * time.Second):
+		t.Errorf("%s: no connection error", name)
+	}
+	if d.s.Online() {
+		t.Errorf("%s: device online", name)
+	}
+	if _, ok := k.Device(cfg.DeviceID); ok {
+		t.Errorf("%s: controller saw it", name)
 	}
 }
