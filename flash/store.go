@@ -539,14 +539,35 @@ func subjectOf(src string) string {
 	return src
 }
 
+// lockFor refuses an image built for another architecture than the
+// device's, then takes the store lock; the caller defers unlock.
+func (s *Store) lockFor(ctx context.Context, subject, arch string) (unlock func(), err error) {
+	if !ArchCompatible(arch, s.opt.Arch) {
+		return nil, fmt.Errorf("%s: built for %s, this device is %s", subject, arch, s.opt.Arch)
+	}
+	return s.lock(ctx)
+}
+
+// metaReserve is what a commit writes besides an image's content: the
+// manifest, the import record, directory blocks.
+const metaReserve = 8192
+
+// room returns how many bytes of content an import may write: the usable
+// free space less metaReserve, and the Space it comes from (for a
+// NoSpaceError).
+func (s *Store) room() (int64, Space, error) {
+	sp, err := s.Space()
+	if err != nil {
+		return 0, sp, err
+	}
+	return sp.Usable() - metaReserve, sp, nil
+}
+
 // importSquashfs streams a squashfs into the store. m.Digest nil and
 // m.Size < 0 mean "unknown" (bare squashfs): then they are computed.
 func (s *Store) importSquashfs(ctx context.Context, r io.Reader, m *Manifest, signed []byte, opt ImportOptions) (*ImportResult, error) {
 	subject := "image " + m.Name
-	if !ArchCompatible(m.Arch, s.opt.Arch) {
-		return nil, fmt.Errorf("%s: built for %s, this device is %s", subject, m.Arch, s.opt.Arch)
-	}
-	unlock, err := s.lock(ctx)
+	unlock, err := s.lockFor(ctx, subject, m.Arch)
 	if err != nil {
 		return nil, err
 	}
@@ -562,11 +583,10 @@ func (s *Store) importSquashfs(ctx context.Context, r io.Reader, m *Manifest, si
 		}
 	}
 	declared := m.Size
-	sp, err := s.Space()
+	limit, sp, err := s.room()
 	if err != nil {
 		return nil, err
 	}
-	limit := sp.Usable() - 8192 // manifest, info, directory blocks
 	if declared >= 0 && declared > limit {
 		return nil, &NoSpaceError{Subject: subject, Need: declared, Space: sp, Path: s.root}
 	}

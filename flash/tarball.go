@@ -579,19 +579,15 @@ func (s *Store) ImportRootfsTar(ctx context.Context, r io.Reader, opt RootfsOpti
 	if opt.Arch == "" {
 		opt.Arch = s.opt.Arch
 	}
-	if !ArchCompatible(opt.Arch, s.opt.Arch) {
-		return nil, fmt.Errorf("%s: built for %s, this device is %s", subject, opt.Arch, s.opt.Arch)
-	}
-	unlock, err := s.lock(ctx)
+	unlock, err := s.lockFor(ctx, subject, opt.Arch)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	sp, err := s.Space()
+	max, sp, err := s.room()
 	if err != nil {
 		return nil, err
 	}
-	max := sp.Usable() - 8192
 	if opt.MaxBytes > 0 && opt.MaxBytes < max {
 		max = opt.MaxBytes
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -198,6 +199,14 @@ func TestImportBadTarballsLeaveStoreUnchanged(t *testing.T) {
 		if after := snapshot(t, root); after != before {
 			t.Errorf("%s: store changed", c.name)
 		}
+	}
+	// A good tarball declared for another architecture.
+	_, err = st.ImportRootfsTar(bg, bytes.NewReader(goodRootfs(t)), RootfsOptions{Name: "evil", Version: "1", Arch: "sparc64"})
+	if err == nil || !strings.Contains(err.Error(), "image evil: built for sparc64, this device is "+runtime.GOARCH) {
+		t.Errorf("other arch: %v", err)
+	}
+	if after := snapshot(t, root); after != before {
+		t.Errorf("other arch: store changed")
 	}
 	// The same specials pass with AllowSpecial (device nodes need root).
 	if os.Getuid() == 0 && !underQemu() {
