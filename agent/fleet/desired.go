@@ -99,6 +99,17 @@ func (s *Session) applyLoop(ctx context.Context) {
 	}
 }
 
+// put replaces the item called name in list, keeping its place (a later
+// scope overrides an earlier one), or appends v; at maps names to places.
+func put[T any](list []T, at map[string]int, name string, v T) []T {
+	if i, ok := at[name]; ok {
+		list[i] = v
+		return list
+	}
+	at[name] = len(list)
+	return append(list, v)
+}
+
 func (s *Session) applyOnce(ctx context.Context) {
 	scopes := make([]string, 0, len(s.cfg.Groups)+1)
 	for _, g := range s.cfg.Groups {
@@ -123,21 +134,11 @@ func (s *Session) applyOnce(ctx context.Context) {
 		}
 		for _, im := range d.Images {
 			owner["image/"+im.Name] = sc
-			if i, ok := iIdx[im.Name]; ok {
-				imgs[i] = im
-			} else {
-				iIdx[im.Name] = len(imgs)
-				imgs = append(imgs, im)
-			}
+			imgs = put(imgs, iIdx, im.Name, im)
 		}
 		for _, c := range d.Containers {
 			owner["container/"+c.Name] = sc
-			if i, ok := cIdx[c.Name]; ok {
-				ctrs[i] = c
-			} else {
-				cIdx[c.Name] = len(ctrs)
-				ctrs = append(ctrs, c)
-			}
+			ctrs = put(ctrs, cIdx, c.Name, c)
 		}
 	}
 	actx, cancel := context.WithTimeout(ctx, 30*time.Minute)
