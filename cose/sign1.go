@@ -24,33 +24,26 @@ const (
 var (
 	// encMode is RFC 8949 §4.2.1 core deterministic encoding: Ed25519 is
 	// deterministic too, so a key and a payload give one message.
-	encMode cbor.EncMode
-	// decMode is strict: no duplicate keys, no indefinite lengths, no
-	// unknown fields, valid UTF-8, bounded nesting and lengths.
-	decMode cbor.DecMode
-	// looseMode only serves PeekPayload.
-	looseMode cbor.DecMode
-)
-
-func init() {
-	var err error
-	if encMode, err = cbor.CoreDetEncOptions().EncMode(); err != nil {
-		panic(err)
-	}
-	if decMode, err = (cbor.DecOptions{
+	encMode = must(cbor.CoreDetEncOptions().EncMode())
+	// decMode is strict (no duplicate keys, indefinite lengths, unknown
+	// fields or invalid UTF-8) and bounded; Parse also re-encodes what it
+	// decoded and compares.
+	decMode = must(cbor.DecOptions{
 		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
 		IndefLength:       cbor.IndefLengthForbidden,
 		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
+		UTF8:              cbor.UTF8RejectInvalid,
 		MaxNestedLevels:   8,
 		MaxArrayElements:  1024,
 		MaxMapPairs:       256,
-		UTF8:              cbor.UTF8RejectInvalid,
-	}).DecMode(); err != nil {
+	}.DecMode())
+)
+
+func must[M any](mode M, err error) M {
+	if err != nil {
 		panic(err)
 	}
-	if looseMode, err = (cbor.DecOptions{MaxNestedLevels: 8, MaxArrayElements: 1024, MaxMapPairs: 256}).DecMode(); err != nil {
-		panic(err)
-	}
+	return mode
 }
 
 type sign1 struct {
@@ -194,7 +187,7 @@ func (s *Sign1) Verify(pub ed25519.PublicKey) error {
 func PeekPayload(b []byte) ([]byte, bool) {
 	var tag cbor.RawTag
 	var msg sign1
-	if looseMode.Unmarshal(b, &tag) != nil || looseMode.Unmarshal(tag.Content, &msg) != nil {
+	if cbor.Unmarshal(b, &tag) != nil || cbor.Unmarshal(tag.Content, &msg) != nil {
 		return nil, false
 	}
 	return msg.Payload, true
