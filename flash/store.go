@@ -660,6 +660,12 @@ func (s *Store) importSquashfs(ctx context.Context, r io.Reader, m *Manifest, si
 		return nil, s.asNoSpace(subject, written, err)
 	}
 	ok = true
+	return s.imported(m, written)
+}
+
+// imported returns the result of an import that committed m, having
+// written bytes to flash.
+func (s *Store) imported(m *Manifest, written int64) (*ImportResult, error) {
 	img, err := s.loadRef(m.DigestHex(), m.Name, m.Version)
 	if err != nil {
 		return nil, err

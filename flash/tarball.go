@@ -650,9 +650,5 @@ func (s *Store) ImportRootfsTar(ctx context.Context, r io.Reader, opt RootfsOpti
 		return nil, s.asNoSpace(subject, written, err)
 	}
 	ok = true
-	img, err := s.loadRef(m.DigestHex(), m.Name, m.Version)
-	if err != nil {
-		return nil, err
-	}
-	return &ImportResult{Image: img, BytesWritten: written}, nil
+	return s.imported(m, written)
 }
