@@ -48,15 +48,23 @@ func must(err error) {
 
 var serial int64 = 1
 
-func newCA(cn string) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
+// keyAndTemplate returns a new P-256 key and a certificate template for
+// cn with the next serial number, valid from an hour ago for a day.
+func keyAndTemplate(cn string) (*ecdsa.PrivateKey, *x509.Certificate) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	must(err)
 	serial++
-	tmpl := &x509.Certificate{
+	return k, &x509.Certificate{
 		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		KeyUsage: x509.KeyUsageDigitalSignature,
 	}
+}
+
+func newCA(cn string) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
+	k, tmpl := keyAndTemplate(cn)
+	tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+	tmpl.KeyUsage |= x509.KeyUsageCertSign
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
 	must(err)
 	cert, _ := x509.ParseCertificate(der)
@@ -64,14 +72,7 @@ func newCA(cn string) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
 }
 
 func leaf(dir, cn string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, server bool) (certPath, keyPath string) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(err)
-	serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature,
-	}
+	k, tmpl := keyAndTemplate(cn)
 	if server {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
