@@ -162,20 +162,35 @@ func (a *Agent) adoptUnrecordedLocked(ctx context.Context) {
 		return
 	}
 	for _, s := range sts {
-		if !s.Agent || !s.Running || a.ctrs[s.Name] != nil || !ValidName(s.Name) || checkProc(s.Proc) != nil {
+		old := a.ctrs[s.Name]
+		// a record that says "not running" is older than a live instance
+		// (the agent was killed after starting it, before its state
+		// write): the instance wins
+		if !s.Agent || !s.Running || old != nil && old.running() || !ValidName(s.Name) || checkProc(s.Proc) != nil {
 			continue
 		}
 		if nc, ok := a.opts.Runtime.(neverStartedChecker); ok && nc.NeverStarted(ctx, s.Name) {
 			continue // not removed (see removeNeverStarted): not running either
 		}
-		c := &ctr{name: s.Name, proc: s.Proc, adopted: true, state: StateRunning, want: true, known: true, gen: 1,
-			created: s.Created, started: s.Created, exited: make(chan struct{})}
-		if s.Digest != "" {
+		c := old
+		if c == nil {
+			c = &ctr{name: s.Name, known: true, gen: 1, created: s.Created}
+			a.ctrs[s.Name] = c
+		}
+		c.proc, c.adopted, c.state, c.want, c.err = s.Proc, true, StateRunning, true, ""
+		c.started, c.exit, c.exited = s.Created, nil, make(chan struct{})
+		if c.created.IsZero() {
+			c.created = s.Created
+		}
+		if s.Digest != "" && (c.img == nil || c.img.Digest != s.Digest) {
 			c.img = &Image{Name: s.Image, Digest: s.Digest}
 		}
-		a.ctrs[s.Name] = c
 		a.watchLocked(c, c.gen)
-		a.log.Printf("container %s: re-adopted pid %d (not in the state file)", s.Name, s.Proc.Pid)
+		how := "not in the state file"
+		if old != nil {
+			how = "the state file had it stopped"
+		}
+		a.log.Printf("container %s: re-adopted pid %d (%s)", s.Name, s.Proc.Pid, how)
 		a.events.add(Event{Time: a.clock.Now(), Type: EvAdopt, Container: s.Name, Msg: "pid " + strconv.Itoa(s.Proc.Pid) + ", unrecorded"})
 	}
 }

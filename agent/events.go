@@ -38,6 +38,10 @@ type Event struct {
 	Exit      *ExitInfo `cbor:"exit,omitempty" json:"exit,omitempty"`
 	Health    string    `cbor:"health,omitempty" json:"health,omitempty"`
 	Msg       string    `cbor:"msg,omitempty" json:"msg,omitempty"`
+	// State is the container's state the event left it in, when the
+	// event says so (start: running); transports that show a state use
+	// it rather than a later lookup.
+	State string `cbor:"state,omitempty" json:"state,omitempty"`
 }
 
 // eventRing keeps the last N events in RAM and fans new ones out to

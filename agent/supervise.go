@@ -274,7 +274,7 @@ func (a *Agent) startCtr(ctx context.Context, c *ctr) (err error) {
 	a.setStateLocked(c, StateRunning, "")
 	a.watchLocked(c, gen)
 	a.mu.Unlock()
-	a.event(Event{Type: EvStart, Container: c.name, Image: img.Digest, Msg: "pid " + strconv.Itoa(p.Pid)})
+	a.event(Event{Type: EvStart, Container: c.name, Image: img.Digest, Msg: "pid " + strconv.Itoa(p.Pid), State: StateRunning})
 	return nil
 }
 

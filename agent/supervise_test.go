@@ -465,12 +465,14 @@ func TestAdoptLiveProcess(t *testing.T) {
 	}
 	dir := t.TempDir()
 	os.WriteFile(dir+"/otok", []byte("config container web\n option image busybox\n option restart always\n"+
-		"config container unrecorded\n option image busybox\n"), 0o644)
+		"config container unrecorded\n option image busybox\nconfig container stale\n option image busybox\n"), 0o644)
 	os.MkdirAll(dir+"/state/agent", 0o700)
 	spec := &ContainerSpec{Name: "web", Image: "busybox", Restart: RestartPolicy{Mode: RestartAlways}, Autostart: true, Source: "uci"}
 	st := stateFile{Version: stateVersion, Ctrs: map[string]*ctrRecord{
 		"web":  {Proc: Proc{Pid: cmd.Process.Pid, StartTime: start}, Running: true, Run: spec, Restarts: 4},
 		"dead": {Proc: Proc{Pid: cmd.Process.Pid, StartTime: start + 1}, Running: true, Run: spec},
+		// recorded before its start: the record says not running
+		"stale": {Want: true, Restarts: 1},
 	}}
 	b, _ := encMode.Marshal(st)
 	os.WriteFile(dir+"/state/agent/state.cbor", b, 0o600)
@@ -486,6 +488,7 @@ func TestAdoptLiveProcess(t *testing.T) {
 	rt := newFakeRT()
 	rt.list = []RuntimeState{
 		{Name: "unrecorded", Proc: Proc{Pid: cmd2.Process.Pid, StartTime: start2}, Running: true, Agent: true},
+		{Name: "stale", Proc: Proc{Pid: cmd.Process.Pid, StartTime: start}, Running: true, Agent: true},
 		{Name: "monitored", Proc: Proc{Pid: cmd2.Process.Pid, StartTime: start2}, Running: true}, // otok run -d: not ours
 	}
 	clock := newFakeClock()
@@ -509,6 +512,13 @@ func TestAdoptLiveProcess(t *testing.T) {
 	}
 	if s, _ := a.Inspect("unrecorded"); s == nil || s.State != StateRunning || !s.Adopted || s.Pid != cmd2.Process.Pid {
 		t.Errorf("unrecorded agent container: %+v", s)
+	}
+	// a record older than its live instance: adopted, not created afresh
+	if s, _ := a.Inspect("stale"); s == nil || s.State != StateRunning || !s.Adopted || s.Pid != cmd.Process.Pid {
+		t.Errorf("stale record of a live instance: %+v", s)
+	}
+	if len(rt.callsOf("create stale")) != 0 {
+		t.Errorf("stale: created afresh: %v", rt.calls)
 	}
 	if _, err := a.Inspect("monitored"); err == nil {
 		t.Error("a container with its own monitor was adopted")

@@ -32,10 +32,10 @@ const (
 	UbusEventAgent     = "otok.agent"
 )
 
-// ubusEvent is the data of an event on ubus.
+// ubusEvent is the data of an event on ubus: the event, with the
+// container's state (Event.State) filled in when the event does not say.
 type ubusEvent struct {
 	Event
-	State string `ubus:"state,omitempty"`
 }
 
 // ubusEventOf maps an agent event to its ubus id and data.
@@ -43,7 +43,7 @@ func (u *UbusService) ubusEventOf(e Event) (string, *ubusEvent) {
 	d := &ubusEvent{Event: e}
 	switch {
 	case e.Container != "":
-		if e.Type != EvRemove {
+		if d.State == "" && e.Type != EvRemove {
 			if st, err := u.a.Inspect(e.Container); err == nil {
 				d.State = st.State
 			}
