@@ -113,6 +113,41 @@ func TestReadBoardJSONErrors(t *testing.T) {
 	}
 }
 
+func TestParseBoardJSONRefusesBadNames(t *testing.T) {
+	net := func(role string) string { return `{"network":{"lan":` + role + `}}` }
+	tests := []struct {
+		name, text, want string
+	}{
+		{"traversal device", net(`{"device":"../../etc"}`), `network "lan": device "../../etc": '/' not allowed`},
+		{"slash port", net(`{"ports":["lan1","eth0/x"]}`), `network "lan": port "eth0/x"`},
+		{"too long", net(`{"device":"eeeeeeeeeeeeeeee"}`), "longer than 15 bytes"},
+		{"dotdot", net(`{"ifname":".."}`), `"..": not an interface name`},
+		{"space", net(`{"device":"eth0 x"}`), `' ' not allowed`},
+		{"colon alias", net(`{"device":"eth0:1"}`), `':' not allowed`},
+		{"empty port", net(`{"ports":[""]}`), "name is empty"},
+		{"switch port device", `{"switch":{"switch0":{"ports":[{"num":0,"device":"eth0;reboot x"}]}}}`, `switch "switch0": port 0: device`},
+		{"switch role device", `{"switch":{"switch0":{"roles":[{"role":"lan","ports":"1 0t","device":"a/b"}]}}}`, `switch "switch0": role "lan": device "a/b"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseBoardJSON([]byte(tt.text))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %q, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+	// Names every real board uses stay valid: 15 bytes, VLAN devices.
+	if _, err := ParseBoardJSON([]byte(net(`{"device":"eth0.2"}`))); err != nil {
+		t.Errorf("eth0.2: %v", err)
+	}
+	if _, err := ParseBoardJSON([]byte(net(`{"ports":["eeeeeeeeeeeeeee","wan"]}`))); err != nil {
+		t.Errorf("15-byte name: %v", err)
+	}
+}
+
 func TestReadRelease(t *testing.T) {
 	tests := []struct {
 		file string

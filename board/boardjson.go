@@ -112,7 +112,66 @@ func ParseBoardJSON(data []byte) (*Board, error) {
 			b.Network[name] = r
 		}
 	}
+	if err := b.checkNames(); err != nil {
+		return nil, err
+	}
 	return &b, nil
+}
+
+// checkNames refuses device and port names no kernel accepts as an
+// interface name: they would only fail later, at a netlink lookup far from
+// the file that said them (and "../../etc" must never reach a path).
+func (b *Board) checkNames() error {
+	for _, role := range b.Roles() {
+		r := b.Network[role]
+		for _, p := range r.Ports {
+			if err := checkIfName(p); err != nil {
+				return fmt.Errorf("network %q: port %w", role, err)
+			}
+		}
+		if r.Device != "" {
+			if err := checkIfName(r.Device); err != nil {
+				return fmt.Errorf("network %q: device %w", role, err)
+			}
+		}
+	}
+	for name, sw := range b.Switch {
+		for _, p := range sw.Ports {
+			if p.Device != "" {
+				if err := checkIfName(p.Device); err != nil {
+					return fmt.Errorf("switch %q: port %d: device %w", name, p.Num, err)
+				}
+			}
+		}
+		for _, r := range sw.Roles {
+			if r.Device != "" {
+				if err := checkIfName(r.Device); err != nil {
+					return fmt.Errorf("switch %q: role %q: device %w", name, r.Role, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkIfName applies the kernel's rule (dev_valid_name): 1 to 15 bytes,
+// not "." or "..", no '/', ':' or white space.
+func checkIfName(name string) error {
+	const ifNameMax = 15 // IFNAMSIZ less the NUL
+	switch {
+	case name == "":
+		return fmt.Errorf("name is empty")
+	case len(name) > ifNameMax:
+		return fmt.Errorf("%.40q: longer than %d bytes, not an interface name", name, ifNameMax)
+	case name == "." || name == "..":
+		return fmt.Errorf("%q: not an interface name", name)
+	}
+	for _, c := range []byte(name) {
+		if c == '/' || c == ':' || c == ' ' || (c >= '\t' && c <= '\r') || c == 0 {
+			return fmt.Errorf("%q: %q not allowed in an interface name", name, c)
+		}
+	}
+	return nil
 }
 
 // Roles returns the network role names in a stable order (lan, wan first).
