@@ -169,6 +169,9 @@ func (s *Store) sweep() {
 	for _, e := range ents {
 		os.RemoveAll(s.path(dirTmp, e.Name()))
 	}
+	// Before the counters' temp moved into tmp/, a kill -9 could leave it
+	// in the root, where it blocked every later counters update.
+	os.Remove(s.path(fileCounters + ".tmp"))
 }
 
 // TempEntries lists what is in tmp/ (for tests and `otok df`).
@@ -985,10 +988,18 @@ func (s *Store) addCounters(written int64) {
 	c.BytesWritten += written
 	b, _ := encMode.Marshal(c)
 	// Statistics, not state: replaced by rename but not fsynced (a crash
-	// may lose the last update; a torn file reads as zero counters).
-	tmp := s.path(fileCounters + ".tmp")
-	if _, err := writeFile(tmp, b, 0o644); err == nil {
-		os.Rename(tmp, s.path(fileCounters))
+	// may lose the last update; a torn file reads as zero counters). The
+	// temp is unique and in tmp/, so one left by a kill -9 is swept at the
+	// next open instead of blocking every later update.
+	var r [6]byte
+	rand.Read(r[:])
+	tmp := s.path(dirTmp, fmt.Sprintf("counters-%d-%x", os.Getpid(), r))
+	if _, err := writeFile(tmp, b, 0o644); err != nil {
+		os.Remove(tmp)
+		return
+	}
+	if err := os.Rename(tmp, s.path(fileCounters)); err != nil {
+		os.Remove(tmp)
 	}
 }
 

@@ -281,3 +281,30 @@ func TestImportStoreFull(t *testing.T) {
 		t.Fatal("store changed")
 	}
 }
+
+// A kill -9 between writing the counters' temp and its rename must not
+// freeze the counters: the temp of an older otok (store root) and one of
+// this version (tmp/) are both swept, and the next import counts.
+func TestCountersSurviveStaleTemp(t *testing.T) {
+	root := t.TempDir()
+	st := openTestStore(t, root, testKey())
+	os.WriteFile(filepath.Join(root, fileCounters+".tmp"), nil, 0o644)
+	os.WriteFile(filepath.Join(root, dirTmp, "counters-1-abcdef"), nil, 0o644)
+	st = openTestStore(t, root, testKey()) // a restart: open sweeps
+	for i, name := range []string{"one", "two"} {
+		sq := makeSquashfs(t, map[string]string{"etc/" + name: name})
+		res, err := st.ImportOtok(bg, bytes.NewReader(makeOtok(t, sq, imgManifest(name, "1"), testKey())), ImportOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := st.Counters(); c.Imports != int64(i+1) || c.BytesWritten < res.BytesWritten {
+			t.Fatalf("after import %d: counters %+v", i+1, c)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, fileCounters+".tmp")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale %s.tmp not swept: %v", fileCounters, err)
+	}
+	if e := st.TempEntries(); len(e) != 0 {
+		t.Errorf("tmp/ left: %v", e)
+	}
+}
