@@ -132,7 +132,7 @@ func (r *Runtime) Exec(ctx context.Context, name string, p Process, io IO) (*exe
 			errc <- err
 			return
 		}
-		proc, err = forkIntoUserNS(ufd, r.ExecArgs, append([]*os.File{io.Stdin, io.Stdout, io.Stderr}, cmd.ExtraFiles...), p.Terminal)
+		proc, err = forkIntoUserNS(ufd, fd, r.ExecArgs, append([]*os.File{io.Stdin, io.Stdout, io.Stderr}, cmd.ExtraFiles...), p.Terminal)
 		cmd.Process = proc
 		errc <- err
 	}()

@@ -16,8 +16,11 @@ import (
 // thread, joins the user namespace, becomes its root (the host ids
 // container root maps to) and execs argv. The child runs only raw
 // syscalls on memory prepared before the fork. files become the child's
-// fds 0.. in order (nil: /dev/null).
-func forkIntoUserNS(usernsFd int, argv []string, files []*os.File, setsid bool) (*os.Process, error) {
+// fds 0.. in order (nil: /dev/null). With cgroupFd >= 0 (v2) the child is
+// cloned into that cgroup (clone3 CLONE_INTO_CGROUP): on v2 the thread
+// cannot move itself there, and without it the child would stay in the
+// caller's cgroup, outside the container's limits.
+func forkIntoUserNS(usernsFd, cgroupFd int, argv []string, files []*os.File, setsid bool) (*os.Process, error) {
 	path, err := syscall.BytePtrFromString("/proc/self/exe")
 	if err != nil {
 		return nil, err
@@ -56,7 +59,11 @@ func forkIntoUserNS(usernsFd int, argv []string, files []*os.File, setsid bool) 
 	if _, _, e := syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all[0])), uintptr(unsafe.Pointer(&old[0])), sigsetSize, 0, 0); e != 0 {
 		return nil, fmt.Errorf("block signals: %w", e)
 	}
-	pid, errno := rawForkExec(usernsFd, path, &argvp[0], &envp[0], src, setsid, sigsetSize, &none[0])
+	var args *cloneArgs
+	if cgroupFd >= 0 {
+		args = &cloneArgs{flags: unix.CLONE_INTO_CGROUP, exitSignal: uint64(unix.SIGCHLD), cgroup: uint64(cgroupFd)}
+	}
+	pid, errno := rawForkExec(usernsFd, args, path, &argvp[0], &envp[0], src, setsid, sigsetSize, &none[0])
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old[0])), 0, sigsetSize, 0, 0)
 	if errno != 0 {
 		return nil, fmt.Errorf("fork: %w", errno)
@@ -70,8 +77,15 @@ func forkIntoUserNS(usernsFd int, argv []string, files []*os.File, setsid bool) 
 //
 //go:nosplit
 //go:norace
-func rawForkExec(usernsFd int, path *byte, argv, envp **byte, src []int, setsid bool, sigsetSize uintptr, none *uint64) (int, syscall.Errno) {
-	r1, _, e := syscall.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
+func rawForkExec(usernsFd int, args *cloneArgs, path *byte, argv, envp **byte, src []int, setsid bool, sigsetSize uintptr, none *uint64) (int, syscall.Errno) {
+	var r1 uintptr
+	var e syscall.Errno
+	if args != nil {
+		// No stack: the child runs on a copy of this one, as with fork.
+		r1, _, e = syscall.RawSyscall(unix.SYS_CLONE3, uintptr(unsafe.Pointer(args)), unsafe.Sizeof(*args), 0)
+	} else {
+		r1, _, e = syscall.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
+	}
 	if e != 0 {
 		return 0, e
 	}
@@ -104,4 +118,10 @@ func rawForkExec(usernsFd int, path *byte, argv, envp **byte, src []int, setsid 
 	syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(path)), uintptr(unsafe.Pointer(argv)), uintptr(unsafe.Pointer(envp)))
 	syscall.RawSyscall(unix.SYS_EXIT_GROUP, 126, 0, 0)
 	return 0, 0
+}
+
+// cloneArgs is the kernel's struct clone_args up to cgroup (version 2,
+// 88 bytes).
+type cloneArgs struct {
+	flags, pidfd, childTID, parentTID, exitSignal, stack, stackSize, tls, setTID, setTIDSize, cgroup uint64
 }

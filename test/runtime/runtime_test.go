@@ -278,9 +278,14 @@ func TestUserNamespace(t *testing.T) {
 		t.Fatalf("container root on the host is not uid %d:\n%s", runtime.DefaultUserNSBase, status)
 	}
 	// exec'd processes join every namespace, the user namespace too.
-	out = e.must("exec", "uns", "sh", "-c", "echo uid=$(id -u); echo mnt=$(readlink /proc/self/ns/mnt); echo pid=$(readlink /proc/self/ns/pid); echo user=$(readlink /proc/self/ns/user); grep CapEff /proc/self/status | tr -d '\t' | sed 's/:/=/'")
+	// Its cgroup too (v1: the memory hierarchy; v2: the one line).
+	out = e.must("exec", "uns", "sh", "-c", "echo uid=$(id -u); for n in mnt pid user cgroup; do echo $n=$(readlink /proc/self/ns/$n); done; grep CapEff /proc/self/status | tr -d '\t' | sed 's/:/=/'\n"+
+		"cg() { grep :memory: $1 || grep ^0:: $1; }; cg /proc/self/cgroup | sed 's/^[0-9]*:[a-z]*:/cg_self=/'; cg /proc/1/cgroup | sed 's/^[0-9]*:[a-z]*:/cg_init=/'")
 	got = kv(out)
-	for _, ns := range []string{"mnt", "pid", "user"} {
+	if got["cg_self"] == "" || got["cg_self"] != got["cg_init"] {
+		t.Errorf("exec in userns container: cgroup %q, init's %q", got["cg_self"], got["cg_init"])
+	}
+	for _, ns := range []string{"mnt", "pid", "user", "cgroup"} {
 		want, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", e.pid("uns"), ns))
 		if got[ns] != want {
 			t.Errorf("exec in userns container: %s ns %q, init's %q", ns, got[ns], want)
