@@ -254,8 +254,12 @@ func (a *Agent) startWhenReady(ctx context.Context, c *ctr, gen uint64) {
 				return
 			}
 			a.mu.Unlock()
-			_ = a.startCtr(ctx, c)
-			a.retryWaiting(ctx)
+			// a container now running may be what others wait for; a
+			// failed start changes nothing for them (and retrying after
+			// it would retry this very container at once, in a loop)
+			if a.startCtr(ctx, c) == nil {
+				a.retryWaiting(ctx)
+			}
 			return
 		}
 		coming := true

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -125,4 +126,47 @@ func expectReconcile(act, des string) string {
 		return StateStopped
 	}
 	return "?"
+}
+
+// countingStore counts resolves of each image.
+type countingStore struct {
+	fakeStore
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (s *countingStore) Resolve(ctx context.Context, ref string) (*Image, error) {
+	s.mu.Lock()
+	s.n[ref]++
+	s.mu.Unlock()
+	return s.fakeStore.Resolve(ctx, ref)
+}
+
+// A container whose image is missing waits; its failed start does not
+// trigger another try at once (it did: a tight retry loop, which kept it
+// "starting" most of the time on a slow router). It is tried again when
+// another container starts, at RetryInterval, or at an image import.
+func TestMissingImageWaitsWithoutLoop(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(dir+"/otok", []byte("config container ghost\n option image missing\nconfig container good\n option image busybox\n"), 0o644)
+	st := &countingStore{n: map[string]int{}}
+	a := New(Options{ConfigPath: dir + "/otok", StateDir: dir + "/state", Runtime: newFakeRT(), Store: st, Clock: newFakeClock(), Log: newTestLogger()})
+	a.Load()
+	if _, err := a.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	e := &testEnv{t: t, a: a}
+	e.waitState("good", StateRunning)
+	e.waitState("ghost", StateWaiting)
+	time.Sleep(300 * time.Millisecond)
+	st.mu.Lock()
+	n := st.n["missing"]
+	st.mu.Unlock()
+	if n > 3 {
+		t.Errorf("missing image resolved %d times in 300 ms: a retry loop", n)
+	}
+	if s := e.state("ghost"); s != StateWaiting {
+		t.Errorf("ghost %s", s)
+	}
 }
