@@ -2,7 +2,7 @@ package fleet
 
 import (
 	"fmt"
-	"regexp"
+	"strings"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -271,11 +271,40 @@ func (c *ContainerSpec) check() error {
 	return nil
 }
 
+// Name rules, written out instead of regexps: package regexp costs every
+// otok start its init and the router's flash its code.
+//
+//	id:    ^[A-Za-z0-9][A-Za-z0-9_:-]{0,63}$
+//	name:  ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$
+//	scope: ^(dev|group)/ID$
+type nameRule string // the punctuation allowed after the first character
+
 var (
-	idRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_:-]{0,63}$`)
-	nameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	scopeRE = regexp.MustCompile(`^(dev|group)/[A-Za-z0-9][A-Za-z0-9_:-]{0,63}$`)
+	idRE    = nameRule("_:-")
+	nameRE  = nameRule("_.-")
+	scopeRE = scopeRule{}
 )
+
+func (r nameRule) MatchString(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || strings.IndexByte(string(r), c) < 0) {
+			return false
+		}
+	}
+	return true
+}
+
+type scopeRule struct{}
+
+func (scopeRule) MatchString(s string) bool {
+	kind, id, ok := strings.Cut(s, "/")
+	return ok && (kind == "dev" || kind == "group") && idRE.MatchString(id)
+}
 
 // ValidID reports whether s can be a device id, group name or request id:
 // 1–64 of [A-Za-z0-9_:-], not starting with punctuation, so it is always
