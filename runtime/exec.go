@@ -137,7 +137,7 @@ func (r *Runtime) Exec(ctx context.Context, name string, p Process, io IO) (*exe
 		errc <- err
 	}()
 	if err := <-errc; err != nil {
-		return nil, fmt.Errorf("container %s: exec: %w", name, err)
+		return nil, fmt.Errorf("container %s: exec: %w", name, errIfDynamic(err))
 	}
 	cfgR.Close()
 	if err := json.NewEncoder(cfgW).Encode(&cfg); err != nil {
