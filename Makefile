@@ -73,7 +73,7 @@ test: deps vet unit unit-qemu system $(if $(filter 1,$(OTOK_SKIP_QEMU)),,test-qe
 # Emulated routers under qemu-system (test/qemu/README.md): the lifecycle
 # scenario and the system test packages (go test -exec) in each guest.
 # QEMU_ARCHES="mipsel mips armhf arm64" (default all), QEMU_PKGS="./runtime/
-# …" or none, QEMU_SCENARIO=0, QEMU_JOBS=2; cache OTOK_QEMU_CACHE
+# …" or none, QEMU_SCENARIO=0, QEMU_JOBS (default 3); cache OTOK_QEMU_CACHE
 # (/var/cache/otok-qemu). `make test` runs it unless OTOK_SKIP_QEMU=1.
 # Built, then run (not `go run`, which turns every failure into exit 1):
 # exit 1 = an otok step or test failed, 3 = only infrastructure errors
