@@ -122,18 +122,28 @@ func ParseBoardJSON(data []byte) (*Board, error) {
 // interface name: they would only fail later, at a netlink lookup far from
 // the file that said them (and "../../etc" must never reach a path).
 func (b *Board) checkNames() error {
-	for _, role := range b.Roles() {
-		r := b.Network[role]
+	// Map order, no sort (a hostile file may have 100000 roles); of
+	// several bad roles the first by name is reported.
+	var badRole string
+	var bad error
+	for role, r := range b.Network {
+		if bad != nil && role > badRole {
+			continue
+		}
 		for _, p := range r.Ports {
 			if err := checkIfName(p); err != nil {
-				return fmt.Errorf("network %q: port %w", role, err)
+				badRole, bad = role, fmt.Errorf("network %q: port %w", role, err)
+				break
 			}
 		}
-		if r.Device != "" {
+		if r.Device != "" && (badRole != role || bad == nil) {
 			if err := checkIfName(r.Device); err != nil {
-				return fmt.Errorf("network %q: device %w", role, err)
+				badRole, bad = role, fmt.Errorf("network %q: device %w", role, err)
 			}
 		}
+	}
+	if bad != nil {
+		return bad
 	}
 	for name, sw := range b.Switch {
 		for _, p := range sw.Ports {
