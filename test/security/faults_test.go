@@ -103,7 +103,18 @@ func (a *agentWorld) start() error {
 		}
 		time.Sleep(30 * time.Millisecond)
 	}
-	return fmt.Errorf("agent did not answer within 15s; log:\n%s", a.log.String())
+	// Where is it stuck? Go prints every goroutine's stack on SIGQUIT.
+	a.cmd.Process.Signal(syscall.SIGQUIT)
+	done := make(chan struct{})
+	go func() { a.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		a.cmd.Process.Kill()
+		<-done
+	}
+	a.cmd = nil
+	return fmt.Errorf("agent did not answer within 15s; log (ends with its goroutines at SIGQUIT):\n%s", a.log.String())
 }
 
 func (a *agentWorld) kill9() {
