@@ -192,11 +192,53 @@ func newFlags(e *env, c *command) *flag.FlagSet {
 // parseFlags parses args into fs, turning flag errors into usage errors and
 // printing the usage on --help.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(splitShortFlags(fs, args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return flag.ErrHelp // fs.Parse already printed the usage
 		}
 		return &usageError{err.Error()}
 	}
 	return nil
+}
+
+// splitShortFlags expands a group of one-letter boolean flags as docker
+// users type them (-dit → -d -i -t) when the group itself is not a flag.
+// It stops at "--" and at the first argument that is not a flag (the image
+// and the container's command follow; their flags are not otok's).
+func splitShortFlags(fs *flag.FlagSet, args []string) []string {
+	isBool := func(name string) bool {
+		f := fs.Lookup(name)
+		if f == nil {
+			return false
+		}
+		b, ok := f.Value.(interface{ IsBoolFlag() bool })
+		return ok && b.IsBoolFlag()
+	}
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || len(a) < 2 || a[0] != '-' {
+			return append(out, args[i:]...)
+		}
+		name := a[1:]
+		if len(name) > 1 && name[0] != '-' && !strings.Contains(name, "=") && fs.Lookup(name) == nil {
+			all := true
+			for _, c := range name {
+				all = all && isBool(string(c))
+			}
+			if all {
+				for _, c := range name {
+					out = append(out, "-"+string(c))
+				}
+				continue
+			}
+		}
+		out = append(out, a)
+		// A flag that takes a value consumes the next argument.
+		if f := fs.Lookup(strings.TrimLeft(name, "-")); f != nil && !isBool(f.Name) && !strings.Contains(name, "=") && i+1 < len(args) {
+			i++
+			out = append(out, args[i])
+		}
+	}
+	return out
 }
