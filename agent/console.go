@@ -79,41 +79,8 @@ type console struct {
 	done   chan struct{} // closed when the pump has ended (container gone)
 }
 
-// openPty returns a new pseudo-terminal: master and slave.
-func openPty() (master, slave *os.File, err error) {
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("pty: %w", err)
-	}
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		m.Close()
-		return nil, nil, fmt.Errorf("pty: unlock: %w", err)
-	}
-	s, err := ptyPeer(m)
-	if err != nil {
-		m.Close()
-		return nil, nil, err
-	}
-	return m, s, nil
-}
-
-// ptyPeer opens the slave of master (TIOCGPTPEER: no path lookup in a
-// devpts that may not be the master's; /dev/pts/N before Linux 4.13).
-func ptyPeer(m *os.File) (*os.File, error) {
-	fd, _, errno := unix.Syscall(unix.SYS_IOCTL, m.Fd(), unix.TIOCGPTPEER, uintptr(unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC))
-	if errno == 0 {
-		return os.NewFile(fd, "pty-slave"), nil
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		return nil, fmt.Errorf("pty: number: %w", err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("pty: open slave: %w", err)
-	}
-	return s, nil
-}
+// openPty is the runtime's: the console is the agent's only pty.
+var openPty = runtime.OpenPty
 
 // pump reads the master until the container side is gone (EIO), appending
 // to the log file and copying to attached clients.

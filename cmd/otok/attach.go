@@ -174,20 +174,7 @@ func (s *attachSession) stop() {
 // setupRawTerminal is setupTerminal without a pty to size (the window size
 // travels as AttachInput).
 func setupRawTerminal(in *os.File) *terminal {
-	t := &terminal{in: in}
-	if tio, err := unix.IoctlGetTermios(int(in.Fd()), unix.TCGETS); err == nil {
-		saved := *tio
-		t.saved = &saved
-		tio.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-		tio.Oflag &^= unix.OPOST
-		tio.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-		tio.Cflag &^= unix.CSIZE | unix.PARENB
-		tio.Cflag |= unix.CS8
-		tio.Cc[unix.VMIN] = 1
-		tio.Cc[unix.VTIME] = 0
-		unix.IoctlSetTermios(int(in.Fd()), unix.TCSETS, tio)
-	}
-	return t
+	return &terminal{in: in, saved: makeRaw(in)}
 }
 
 func attachAgent(ctx context.Context, e *env, c *agent.Client, name string) error {

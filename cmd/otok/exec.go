@@ -59,7 +59,7 @@ func runExec(ctx context.Context, e *env, args []string) error {
 	var master *os.File
 	stdin := fileOf(e.stdin)
 	if *tty {
-		m, s, err := openPty()
+		m, s, err := runtime.OpenPty()
 		if err != nil {
 			return err
 		}

@@ -134,7 +134,7 @@ func runMonitor(ctx context.Context, e *env, args []string) error {
 	var out *os.File // what the monitor reads the container's output from
 	var keep []*os.File
 	if spec.Process.Terminal {
-		m, s, err := openPty()
+		m, s, err := runtime.OpenPty()
 		if err != nil {
 			fmt.Fprintf(reply, "error container %s: %v\n", spec.Name, err)
 			return err

@@ -312,7 +312,7 @@ func runForeground(ctx context.Context, e *env, p *prepared) (err error) {
 	var master *os.File
 	stdin, stdout := fileOf(e.stdin), fileOf(e.stdout)
 	if spec.Process.Terminal {
-		m, s, err := openPty()
+		m, s, err := runtime.OpenPty()
 		if err != nil {
 			p.release()
 			return err

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -9,29 +8,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// openPty returns a new pseudo-terminal pair.
-func openPty() (master, slave *os.File, err error) {
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("pty: %w", err)
-	}
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		m.Close()
-		return nil, nil, fmt.Errorf("pty: unlock: %w", err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		m.Close()
-		return nil, nil, fmt.Errorf("pty: number: %w", err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		m.Close()
-		return nil, nil, fmt.Errorf("pty: open slave: %w", err)
-	}
-	return m, s, nil
-}
 
 // terminal puts the caller's terminal in raw mode and keeps the pty's
 // window size in sync; restore undoes both.
@@ -51,18 +27,7 @@ func setupTerminal(in *os.File, master *os.File) *terminal {
 	if in == nil || !isTerminal(in) {
 		return t
 	}
-	if tio, err := unix.IoctlGetTermios(int(in.Fd()), unix.TCGETS); err == nil {
-		saved := *tio
-		t.saved = &saved
-		tio.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-		tio.Oflag &^= unix.OPOST
-		tio.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-		tio.Cflag &^= unix.CSIZE | unix.PARENB
-		tio.Cflag |= unix.CS8
-		tio.Cc[unix.VMIN] = 1
-		tio.Cc[unix.VTIME] = 0
-		unix.IoctlSetTermios(int(in.Fd()), unix.TCSETS, tio)
-	}
+	t.saved = makeRaw(in)
 	resize := func() {
 		if ws, err := unix.IoctlGetWinsize(int(in.Fd()), unix.TIOCGWINSZ); err == nil {
 			unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws)
@@ -101,4 +66,23 @@ func copyPty(master *os.File, in io.Reader, out io.Writer) (done chan struct{}) 
 		close(done)
 	}()
 	return done
+}
+
+// makeRaw puts the terminal in raw mode (cfmakeraw's settings) and returns
+// the settings to restore, nil when in is not a terminal.
+func makeRaw(in *os.File) *unix.Termios {
+	tio, err := unix.IoctlGetTermios(int(in.Fd()), unix.TCGETS)
+	if err != nil {
+		return nil
+	}
+	saved := *tio
+	tio.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	tio.Oflag &^= unix.OPOST
+	tio.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	tio.Cflag &^= unix.CSIZE | unix.PARENB
+	tio.Cflag |= unix.CS8
+	tio.Cc[unix.VMIN] = 1
+	tio.Cc[unix.VTIME] = 0
+	unix.IoctlSetTermios(int(in.Fd()), unix.TCSETS, tio)
+	return &saved
 }
