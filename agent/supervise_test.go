@@ -485,10 +485,19 @@ func TestAdoptLiveProcess(t *testing.T) {
 	}
 	defer cmd2.Process.Kill()
 	start2, _ := ProcStartTime(cmd2.Process.Pid)
+	// the stale record's live instance: a process of its own (two
+	// containers watching one pid race to reap it, and the loser sees an
+	// unknown exit: armhf guest)
+	cmd3 := exec.Command("sleep", "30")
+	if err := cmd3.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd3.Process.Kill()
+	start3, _ := ProcStartTime(cmd3.Process.Pid)
 	rt := newFakeRT()
 	rt.list = []RuntimeState{
 		{Name: "unrecorded", Proc: Proc{Pid: cmd2.Process.Pid, StartTime: start2}, Running: true, Agent: true},
-		{Name: "stale", Proc: Proc{Pid: cmd.Process.Pid, StartTime: start}, Running: true, Agent: true},
+		{Name: "stale", Proc: Proc{Pid: cmd3.Process.Pid, StartTime: start3}, Running: true, Agent: true},
 		{Name: "monitored", Proc: Proc{Pid: cmd2.Process.Pid, StartTime: start2}, Running: true}, // otok run -d: not ours
 	}
 	clock := newFakeClock()
@@ -514,7 +523,7 @@ func TestAdoptLiveProcess(t *testing.T) {
 		t.Errorf("unrecorded agent container: %+v", s)
 	}
 	// a record older than its live instance: adopted, not created afresh
-	if s, _ := a.Inspect("stale"); s == nil || s.State != StateRunning || !s.Adopted || s.Pid != cmd.Process.Pid {
+	if s, _ := a.Inspect("stale"); s == nil || s.State != StateRunning || !s.Adopted || s.Pid != cmd3.Process.Pid {
 		t.Errorf("stale record of a live instance: %+v", s)
 	}
 	if len(rt.callsOf("create stale")) != 0 {
