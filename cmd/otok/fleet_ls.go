@@ -192,7 +192,16 @@ func fleetStatus(ctx context.Context, e *env, args []string) error {
 	if err := parseFleet(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if fs.NArg() < 1 {
+		return usagef("want DEV")
+	}
+	id := fs.Arg(0)
+	// Options may follow DEV too (status DEV --broker …), as with the
+	// other per-device subcommands.
+	if err := parseFleet(fs, fs.Args()[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
 		return usagef("want DEV")
 	}
 	k, err := c.dial(ctx, false)
@@ -200,7 +209,6 @@ func fleetStatus(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer k.Close()
-	id := fs.Arg(0)
 	end := time.Now().Add(3 * time.Second)
 	for {
 		if d, ok := k.Device(id); ok && d.Status != nil && d.State != nil {

@@ -89,6 +89,11 @@ func TestCLI(t *testing.T) {
 	if !strings.Contains(out, "device:   sim3 (online") || !strings.Contains(out, "groups:   all, ring1") {
 		t.Fatalf("status:\n%s", out)
 	}
+	// options after DEV, as the per-device subcommands take them
+	if out = otok(0, "fleet", "status", "sim3", "--json"); !strings.Contains(out, `"sim3"`) || !strings.HasPrefix(strings.TrimSpace(out), "{") {
+		t.Fatalf("status DEV --json:\n%s", out)
+	}
+	otok(2, "fleet", "status", "sim3", "sim4")
 	url := "https://images.example.net/busybox.otok"
 	digest := fmt.Sprintf("%x", fleet.FakeDigest(url))
 	otok(0, "fleet", "import", "--key", "ctl.key", "--digest", digest, "--name", "busybox", "sim3", url)
