@@ -467,14 +467,20 @@ func (c *Container) wait(ctx context.Context, remove bool) (*State, error) {
 	if oom {
 		reason = "OOM killed (memory limit)"
 	}
-	cgErr := c.cg.destroy()
-	Tracef("wait: cgroup removed")
+	if remove {
+		cgErr := c.cg.destroy()
+		Tracef("wait: cgroup removed")
+		unlock, err := c.r.lock(c.Name)
+		if err != nil {
+			return c.stopped(code, oom, reason), cgErr // removed meanwhile (rm -f)
+		}
+		defer unlock()
+		return c.stopped(code, oom, reason), errors.Join(cgErr, c.r.removeDir(c.Name))
+	}
 	unlock, err := c.r.lock(c.Name)
 	if err != nil {
 		// Removed meanwhile (rm -f): report what we saw.
-		st := *c.state
-		st.Status, st.ExitCode, st.OOMKilled, st.ExitReason = StatusStopped, code, oom, reason
-		return &st, nil
+		return c.stopped(code, oom, reason), c.cg.destroy()
 	}
 	defer unlock()
 	st, err := c.r.load(c.Name)
@@ -486,13 +492,23 @@ func (c *Container) wait(ctx context.Context, remove bool) (*State, error) {
 	st.OOMKilled = oom
 	st.ExitReason = reason
 	st.Finished = time.Now().UTC()
-	if remove {
-		return st, errors.Join(cgErr, c.r.removeDir(c.Name))
-	}
-	if err := c.r.save(st); err != nil {
-		return st, err
-	}
-	return st, cgErr
+	// The exit is recorded before the cgroup goes: removing a v2 cgroup
+	// can take seconds on a slow router (EBUSY until the kernel lets go
+	// of it), and a reader in the meantime saw a dead init without a
+	// record ("init gone", exit -1: mipsel guest). The cgroup goes under
+	// the lock, so a re-create of the container cannot race with it.
+	saveErr := c.r.save(st)
+	cgErr := c.cg.destroy()
+	Tracef("wait: cgroup removed")
+	return st, errors.Join(saveErr, cgErr)
+}
+
+// stopped is the container's last state with its exit, unrecorded.
+func (c *Container) stopped(code int, oom bool, reason string) *State {
+	st := *c.state
+	st.Status, st.ExitCode, st.OOMKilled, st.ExitReason = StatusStopped, code, oom, reason
+	st.Finished = time.Now().UTC()
+	return &st
 }
 
 // Kill sends sig to the container's init.
