@@ -178,7 +178,12 @@ func (a *Agent) adoptUnrecordedLocked(ctx context.Context) {
 			a.ctrs[s.Name] = c
 		}
 		c.proc, c.adopted, c.state, c.want, c.err = s.Proc, true, StateRunning, true, ""
-		c.started, c.exit, c.exited = s.Created, nil, make(chan struct{})
+		c.exit, c.exited = nil, make(chan struct{})
+		// A record written for this instance (before it showed running)
+		// has its start time; one older than the instance has not.
+		if c.started.Before(s.Created) {
+			c.started = s.Created
+		}
 		if c.created.IsZero() {
 			c.created = s.Created
 		}
