@@ -47,16 +47,7 @@ func TestKill9AgentImageOps(t *testing.T) {
 		t.Fatal(err)
 	}
 	sentinel := a.name("sentinel")
-	var sentPid int
-	for i := 0; i < 200 && sentPid == 0; i++ {
-		if s := a.ps()[sentinel]; s.Status == "running" {
-			sentPid = s.Pid
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if sentPid == 0 {
-		t.Fatalf("sentinel did not start; agent log:\n%s", a.log)
-	}
+	sentPid := a.runningPid(sentinel)
 	sock := agent.SocketFor("", a.state, "")
 	call := func(timeout time.Duration, f func(ctx context.Context, c *agent.Client) error) error {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)

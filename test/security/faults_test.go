@@ -126,6 +126,20 @@ func (a *agentWorld) kill9() {
 	a.cmd = nil
 }
 
+// runningPid waits up to 10 s for container name to run and returns its
+// init's pid; it fails the test with the agent's log if it never does.
+func (a *agentWorld) runningPid(name string) int {
+	a.t.Helper()
+	for i := 0; i < 200; i++ {
+		if s := a.ps()[name]; s.Status == "running" {
+			return s.Pid
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.t.Fatalf("%s did not start; agent log:\n%s", name, a.log)
+	return 0
+}
+
 type ctrState struct {
 	Status string
 	Pid    int
@@ -279,16 +293,7 @@ func TestKill9Agent(t *testing.T) {
 		t.Fatal(err)
 	}
 	sentinel := a.name("sentinel")
-	var sentPid int
-	for i := 0; i < 200 && sentPid == 0; i++ {
-		if s := a.ps()[sentinel]; s.Status == "running" {
-			sentPid = s.Pid
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if sentPid == 0 {
-		t.Fatalf("sentinel did not start; agent log:\n%s", a.log)
-	}
+	sentPid := a.runningPid(sentinel)
 	baseMounts := len(mountsUnder(a.dir))
 	maxMounts := baseMounts
 	cur := "stop"

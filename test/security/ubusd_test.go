@@ -34,16 +34,7 @@ func TestUbusdAwayAndBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	sentinel := a.name("sentinel")
-	var pid int
-	for i := 0; i < 200 && pid == 0; i++ {
-		if s := a.ps()[sentinel]; s.Status == "running" {
-			pid = s.Pid
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if pid == 0 {
-		t.Fatalf("sentinel did not start: %s", a.log)
-	}
+	pid := a.runningPid(sentinel)
 	onBus := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
