@@ -544,18 +544,8 @@ func TestSocketDeniesNonRoot(t *testing.T) {
 		t.Fatalf("socket %v %v", fi.Mode(), err)
 	}
 	// a copy of the binary nobody may run, state dirs nobody may enter
-	pub, err := os.MkdirTemp("", "otok-agt-pub-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(pub)
-	os.Chmod(pub, 0o755)
-	bin, _ := os.ReadFile(testenv.Otok(t))
-	os.WriteFile(filepath.Join(pub, "otok"), bin, 0o755)
-	for d := w.state; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-		os.Chmod(d, 0o755) // so the only barrier left is the socket's mode
-	}
-	cmd := exec.Command(filepath.Join(pub, "otok"), "--state", w.state, "events")
+	pubOtok := testenv.OtokForOthers(t, w.state)
+	cmd := exec.Command(pubOtok, "--state", w.state, "events")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()
 	code := -1

@@ -456,19 +456,9 @@ func TestAgentErrors(t *testing.T) {
 	}
 	// A caller the socket refuses gets the permission error, not the
 	// runtime behind the agent's back.
-	pub, err := os.MkdirTemp("", "otok-cli-pub-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(pub)
-	os.Chmod(pub, 0o755)
-	bin, _ := os.ReadFile(testenv.Otok(t))
-	os.WriteFile(filepath.Join(pub, "otok"), bin, 0o755)
-	for d := w.state; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-		os.Chmod(d, 0o755) // so the only barrier left is the socket's mode
-	}
+	pubOtok := testenv.OtokForOthers(t, w.state)
 	for _, args := range [][]string{{"ps"}, {"stop", "x"}, {"logs", "x"}} {
-		cmd := exec.Command(filepath.Join(pub, "otok"), append([]string{"--state", w.state}, args...)...)
+		cmd := exec.Command(pubOtok, append([]string{"--state", w.state}, args...)...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 		out, _, code := testenv.RunCmd(t, cmd)
 		if code != agent.CodePermission.ExitCode() {

@@ -307,3 +307,29 @@ func Poll(timeout time.Duration, cond func() bool) bool {
 	}
 	return true
 }
+
+// OtokForOthers copies otok where any user may run it and opens the
+// directories above state to everyone, so that for a non-root caller the
+// only barrier left is the agent socket's own mode. It returns the copy's
+// path; the copy goes with the test.
+func OtokForOthers(t testing.TB, state string) string {
+	t.Helper()
+	pub, err := os.MkdirTemp("", "otok-pub-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(pub) })
+	os.Chmod(pub, 0o755)
+	bin, err := os.ReadFile(Otok(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(pub, "otok")
+	if err := os.WriteFile(path, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for d := state; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	return path
+}
