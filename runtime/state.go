@@ -115,10 +115,8 @@ func (r *Runtime) State(name string) (*State, error) {
 		return nil, err
 	}
 	// The init just exited and its parent (a monitor) is recording the
-	// exit: give it a moment rather than report an unknown exit. A live
-	// monitor always records it, so the bound only matters on a slow or
-	// overloaded device (200 ms were too short on an emulated mipsel).
-	for i := 0; i < 400 && s.Status != StatusStopped && !s.alive() &&
+	// exit: give it a moment rather than report an unknown exit.
+	for i := 0; i < 40 && s.Status != StatusStopped && !s.alive() &&
 		s.ParentPid > 0 && s.ParentPid != os.Getpid() && pidAlive(s.ParentPid, 0); i++ {
 		time.Sleep(5 * time.Millisecond)
 		if s, err = r.load(name); err != nil {
