@@ -156,19 +156,26 @@ func applyCapSets(eff uint64) error {
 	if e := threadSyscall(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); e != 0 && e != unix.EINVAL {
 		return fmt.Errorf("clear ambient capabilities: %w", e)
 	}
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
+	hdr, data := capSetArgs(eff)
+	if e := threadSyscall(unix.SYS_CAPSET, uintptr(ptr(hdr)), uintptr(ptr(&data[0])), 0); e != 0 {
+		return fmt.Errorf("capset: %w", e)
+	}
+	return nil
+}
+
+// capSetArgs are capset's arguments for eff as the effective, permitted
+// and inheritable sets.
+func capSetArgs(eff uint64) (*unix.CapUserHeader, *[2]unix.CapUserData) {
+	hdr := &unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	data := &[2]unix.CapUserData{}
 	// Never ask for more than this process has (otok may itself run with a
 	// reduced set, e.g. inside another container): capset would fail.
-	if unix.Capget(&hdr, &data[0]) == nil {
+	if unix.Capget(hdr, &data[0]) == nil {
 		eff &= uint64(data[0].Permitted) | uint64(data[1].Permitted)<<32
 	}
 	for i := 0; i < 2; i++ {
 		v := uint32(eff >> (32 * uint(i)))
 		data[i] = unix.CapUserData{Effective: v, Permitted: v, Inheritable: v}
 	}
-	if e := threadSyscall(unix.SYS_CAPSET, uintptr(ptr(&hdr)), uintptr(ptr(&data[0])), 0); e != 0 {
-		return fmt.Errorf("capset: %w", e)
-	}
-	return nil
+	return hdr, data
 }

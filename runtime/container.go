@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,7 +62,7 @@ type CreateOptions struct {
 type Container struct {
 	r     *Runtime
 	Name  string
-	cmd   *exec.Cmd
+	proc  *os.Process // the init
 	cg    cgroup
 	state *State
 
@@ -87,6 +88,10 @@ type initConfig struct {
 	UnshareCgroupNS bool `json:"unshareCgroupNS,omitempty"`
 	// KeepFiles: fds fdKeep… hold CreateOptions.KeepFiles.
 	KeepFiles int `json:"keepFiles,omitempty"`
+
+	// consoleFd is the terminal's fd in the process setting up /dev (the
+	// init stage: 0).
+	consoleFd int
 }
 
 // Cgroups returns the host's cgroup layout (detected once).
@@ -146,15 +151,16 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 	defer unlockCreate()
 	Tracef("create: validated")
 	cg := layout.forSpec(CgroupName(r.Root, name), spec)
-	var cmd *exec.Cmd
+	cont := &Container{r: r, Name: name, cg: cg, parked: make(chan struct{})}
 	defer func() {
 		if err == nil {
 			return
 		}
-		if cmd != nil && cmd.Process != nil {
-			cmd.Process.Kill()
-			cmd.Wait()
+		if cont.proc != nil {
+			cont.proc.Kill()
+			cont.proc.Wait()
 		}
+		cont.release()
 		cg.destroy()
 		os.RemoveAll(dir)
 	}()
@@ -170,6 +176,83 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 		SeccompAdmin: caps&(1<<unix.CAP_SYS_ADMIN) != 0,
 		KeepFiles:    len(o.KeepFiles),
 	}
+	if v1, ok := cg.(*cgroupV1); ok {
+		for _, d := range v1.paths() {
+			cfg.CgroupV1 = append(cfg.CgroupV1, filepath.Base(filepath.Dir(filepath.Dir(d))))
+		}
+	}
+	var warnings []string
+	if directStart(spec) {
+		err = cont.createDirect(ctx, &cfg, o)
+	} else {
+		warnings, err = cont.createInitStage(ctx, &cfg, o)
+	}
+	if err != nil {
+		return nil, err
+	}
+	Tracef("create: init ready")
+	start, _ := procStart(cont.proc.Pid)
+	st := &State{
+		Spec: *spec, Status: StatusCreated, Pid: cont.proc.Pid, PidStart: start,
+		ParentPid: os.Getpid(), Created: time.Now().UTC(), Cgroups: cg.paths(),
+		CgroupVer: layout.Version, Caps: CapNames(caps), Seccomp: cfg.Seccomp,
+		Warnings: warnings,
+	}
+	if err := r.save(st); err != nil {
+		return nil, err
+	}
+	cont.state = st
+	return cont, nil
+}
+
+// createDirect forks the init from a thread of this process (direct.go)
+// and waits until it is ready.
+func (c *Container) createDirect(ctx context.Context, cfg *initConfig, o CreateOptions) error {
+	child, err := forkDirect(cfg, c.cg, o, c.parked)
+	if err != nil {
+		return err
+	}
+	c.proc = child.proc
+	defer child.status.Close()
+	Tracef("create: init forked")
+	if err := readDirectStatus(ctx, child); err != nil {
+		return fmt.Errorf("container %s: %w", c.Name, err)
+	}
+	return nil
+}
+
+// readDirectStatus waits for a directly started init's ready record.
+func readDirectStatus(ctx context.Context, child *directChild) error {
+	type res struct {
+		n   int
+		err error
+	}
+	var rec [8]byte
+	ch := make(chan res, 1)
+	go func() {
+		n, err := io.ReadFull(child.status, rec[:])
+		ch <- res{n, err}
+	}()
+	var x res
+	select {
+	case <-ctx.Done():
+		child.proc.Kill()
+		return ctx.Err()
+	case x = <-ch:
+	}
+	if x.err != nil {
+		return fmt.Errorf("init died before it was ready")
+	}
+	if op, errno := statusRecord(rec[:]); op >= 0 || errno != 0 {
+		return errors.New(child.prog.describe(op, errno))
+	}
+	return nil
+}
+
+// createInitStage re-execs otok as the init stage (a user namespace,
+// otok's reaper) and waits until it is ready.
+func (c *Container) createInitStage(ctx context.Context, cfg *initConfig, o CreateOptions) ([]string, error) {
+	r, spec, cg, name, dir := c.r, &cfg.Spec, c.cg, c.Name, cfg.Dir
 	specR, specW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -183,7 +266,7 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 	defer statusR.Close()
 	defer statusW.Close()
 
-	cmd = &exec.Cmd{
+	cmd := &exec.Cmd{
 		Path:       "/proc/self/exe",
 		Args:       r.InitArgs,
 		Env:        initEnv(stageInit),
@@ -232,13 +315,8 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 		cmd.SysProcAttr.UseCgroupFD = true
 		cmd.SysProcAttr.CgroupFD = fd
 	}
-	if v1, ok := cg.(*cgroupV1); ok {
-		for _, d := range v1.paths() {
-			cfg.CgroupV1 = append(cfg.CgroupV1, filepath.Base(filepath.Dir(filepath.Dir(d))))
-		}
-	}
 	started := make(chan error, 1)
-	parked := make(chan struct{}) // closed when the cloning thread may go
+	parked := c.parked // closed when the cloning thread may go
 	go func() {
 		// With Pdeathsig the init is killed when the *thread* that cloned
 		// it exits: that thread stays parked until the init is reaped.
@@ -261,19 +339,14 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 		unlockThread()
 	}()
 	err = <-started
-	cont := &Container{r: r, Name: name, cmd: cmd, cg: cg, parked: parked}
-	defer func() {
-		if err != nil {
-			cont.release()
-		}
-	}()
 	if err != nil {
 		return nil, fmt.Errorf("container %s: start init: %w", name, err)
 	}
+	c.proc = cmd.Process
 	specR.Close()
 	statusW.Close()
 	Tracef("create: init cloned")
-	if err := json.NewEncoder(specW).Encode(&cfg); err != nil {
+	if err := json.NewEncoder(specW).Encode(cfg); err != nil {
 		return nil, fmt.Errorf("container %s: send spec: %w", name, err)
 	}
 	Tracef("create: spec sent")
@@ -299,19 +372,7 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", name, err)
 	}
-	Tracef("create: init ready")
-	start, _ := procStart(cmd.Process.Pid)
-	st := &State{
-		Spec: *spec, Status: StatusCreated, Pid: cmd.Process.Pid, PidStart: start,
-		ParentPid: os.Getpid(), Created: time.Now().UTC(), Cgroups: cg.paths(),
-		CgroupVer: layout.Version, Caps: CapNames(caps), Seccomp: cfg.Seccomp,
-		Warnings: warnings,
-	}
-	if err := r.save(st); err != nil {
-		return nil, err
-	}
-	cont.state = st
-	return cont, nil
+	return warnings, nil
 }
 
 // cgroupFD returns a v2 cgroup directory fd for CLONE_INTO_CGROUP, or -1.
@@ -360,7 +421,7 @@ func readStatus(ctx context.Context, r *os.File, p *os.Process, ask func(string)
 }
 
 // Pid is the container init's pid in the host's pid namespace.
-func (c *Container) Pid() int { return c.cmd.Process.Pid }
+func (c *Container) Pid() int { return c.proc.Pid }
 
 // State is the state recorded at creation.
 func (c *Container) State() *State { return c.state }
@@ -386,30 +447,25 @@ func (r *Runtime) Start(ctx context.Context, name string) error {
 	if err := r.applyPidsLimit(s); err != nil {
 		return fmt.Errorf("container %s: %w", name, err)
 	}
+	// The init reads one byte from the start fifo (see openStartFifo).
 	fifo := filepath.Join(r.Dir(name), "start.fifo")
-	fd, err := unix.Open(fifo, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(fifo, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENXIO) || err == nil && !s.alive() {
+		if err == nil {
+			unix.Close(fd)
+		}
+		return fmt.Errorf("container %s: init exited before start", name)
+	}
 	if err != nil {
 		return fmt.Errorf("container %s: open start fifo: %w", name, err)
 	}
-	defer unix.Close(fd)
-	for {
-		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(pfd, 20)
-		if err != nil && !errors.Is(err, unix.EINTR) {
-			return fmt.Errorf("container %s: poll start fifo: %w", name, err)
-		}
-		if n > 0 {
-			var b [1]byte
-			if k, _ := unix.Read(fd, b[:]); k == 1 {
-				break
-			}
-		}
-		if !s.alive() {
+	_, err = unix.Write(fd, []byte{0})
+	unix.Close(fd)
+	if err != nil {
+		if errors.Is(err, unix.EPIPE) {
 			return fmt.Errorf("container %s: init exited before start", name)
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("container %s: start: %w", name, ctx.Err())
-		}
+		return fmt.Errorf("container %s: release start fifo: %w", name, err)
 	}
 	Tracef("start: released")
 	os.Remove(fifo)
@@ -442,17 +498,17 @@ func (c *Container) wait(ctx context.Context, remove bool) (*State, error) {
 	go func() {
 		select {
 		case <-ctx.Done():
-			c.cmd.Process.Kill()
+			c.proc.Kill()
 		case <-done:
 		}
 	}()
-	werr := c.cmd.Wait()
+	ps, werr := c.proc.Wait()
 	close(done)
 	c.release()
 	Tracef("wait: init exited")
 	code := -1
 	reason := ""
-	if ps := c.cmd.ProcessState; ps != nil {
+	if ps != nil {
 		ws := ps.Sys().(syscall.WaitStatus)
 		code = ExitCode(ws)
 		if ws.Signaled() {

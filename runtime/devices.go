@@ -98,7 +98,7 @@ func setupDev(cfg *initConfig, root string) error {
 		// Bind by path: the fd's mount belongs to the parent's mount
 		// namespace, which bind mounts refuse; the path resolves to our
 		// copy of it.
-		src, err := os.Readlink("/proc/self/fd/0")
+		src, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", cfg.consoleFd))
 		if err != nil {
 			return fmt.Errorf("/dev/console: %w", err)
 		}

@@ -14,6 +14,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// The start fifo: the init opens it for reading and writing (which does
+// not block, and keeps it open for any starter) before it reports ready,
+// and reads one byte from it once ready; Start writes that byte. A
+// starter that finds no reader (ENXIO) knows the init is gone.
+func openStartFifo(dir string) (int, error) {
+	return unix.Open(filepath.Join(dir, "start.fifo"), unix.O_RDWR|unix.O_CLOEXEC, 0)
+}
+
+func waitStart(fifo int) error {
+	var b [1]byte
+	for {
+		_, err := unix.Read(fifo, b[:])
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
 // Init stage file descriptors (ExtraFiles of the re-exec).
 const (
 	fdSpec   = 3 // initConfig JSON, parent → init
@@ -106,7 +124,7 @@ func initStage(status *os.File) error {
 		}
 	}
 	// The start fifo must be opened before pivot_root hides its path.
-	fifo, err := unix.Open(filepath.Join(cfg.Dir, "start.fifo"), unix.O_PATH|unix.O_CLOEXEC, 0)
+	fifo, err := openStartFifo(cfg.Dir)
 	if err != nil {
 		return fmt.Errorf("container %s: start fifo: %w", s.Name, err)
 	}
@@ -115,7 +133,7 @@ func initStage(status *os.File) error {
 	if err != nil {
 		return fmt.Errorf("container %s: rootfs: %w", s.Name, err)
 	}
-	sys, err := setupMounts(&cfg, root)
+	sys, err := setupMounts(&cfg, root, true)
 	if err != nil {
 		return fmt.Errorf("container %s: %w", s.Name, err)
 	}
@@ -165,14 +183,9 @@ func initStage(status *os.File) error {
 	if _, err := status.Write([]byte("ready\n")); err != nil {
 		return fmt.Errorf("container %s: report ready: %w", s.Name, err)
 	}
-	w, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fifo), unix.O_WRONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
+	if err := waitStart(fifo); err != nil {
 		return fmt.Errorf("container %s: wait for start: %w", s.Name, err)
 	}
-	if _, err := unix.Write(w, []byte{0}); err != nil {
-		return fmt.Errorf("container %s: wait for start: %w", s.Name, err)
-	}
-	unix.Close(w)
 	unix.Close(fifo)
 	priv := privileges{caps: cfg.Caps, lastCap: cfg.LastCap, seccomp: cfg.Seccomp, seccompAdmin: cfg.SeccompAdmin, seccompReboot: s.System, noNewPrivs: !s.Privileged}
 	if err := priv.apply(&s.Process); err != nil {

@@ -183,15 +183,19 @@ func touchIn(root, p string) (string, error) {
 // setupMounts mounts /proc, /dev, /sys, volumes and tmpfs dirs inside
 // root, before pivot_root. It returns the path of a fresh sysfs (where the
 // cgroups go, once the parent has moved the init into its cgroup), or "".
-func setupMounts(cfg *initConfig, root string) (sys string, err error) {
+// Without mountProc, /proc is only created: a direct start's thread is not
+// in the container's pid namespace, its child mounts it (direct.go).
+func setupMounts(cfg *initConfig, root string, mountProc bool) (sys string, err error) {
 	s := &cfg.Spec
 	const nsd = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 	p, err := mkdirIn(root, "/proc", 0o555)
 	if err != nil {
 		return "", err
 	}
-	if err := mountf("proc", p, "proc", nsd, ""); err != nil {
-		return "", err
+	if mountProc {
+		if err := mountf("proc", p, "proc", nsd, ""); err != nil {
+			return "", err
+		}
 	}
 	if err := setupDev(cfg, root); err != nil {
 		return "", err
@@ -297,8 +301,14 @@ func pivotRoot(root string) error {
 }
 
 // maskPaths hides and write-protects kernel interfaces after pivot_root.
-func maskPaths() error {
+func maskPaths() error { return maskPathsUnder("/") }
+
+// maskPathsUnder does it for the paths under prefix.
+func maskPathsUnder(prefix string) error {
 	for _, p := range maskedPaths {
+		if !strings.HasPrefix(p, prefix) {
+			continue
+		}
 		st, err := os.Lstat(p)
 		if err != nil {
 			continue
@@ -313,6 +323,9 @@ func maskPaths() error {
 		}
 	}
 	for _, p := range readonlyPaths {
+		if !strings.HasPrefix(p, prefix) {
+			continue
+		}
 		if _, err := os.Lstat(p); err != nil {
 			continue
 		}

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"syscall"
 
@@ -23,6 +24,29 @@ var defaultRlimits = []Rlimit{{Type: "nofile", Soft: 1024, Hard: 4096}}
 
 // applyRlimits sets the process's resource limits (inherited over execve).
 func applyRlimits(limits []Rlimit) error {
+	set, err := rlimitSet(limits)
+	if err != nil {
+		return err
+	}
+	for _, r := range set {
+		// syscall.Setrlimit, not unix.Prlimit: Go restores its saved
+		// RLIMIT_NOFILE on exec unless told through syscall.Setrlimit.
+		if err := syscall.Setrlimit(r.res, &syscall.Rlimit{Cur: r.soft, Max: r.hard}); err != nil {
+			return fmt.Errorf("rlimit %s=%d:%d: %w", r.name, r.soft, r.hard, err)
+		}
+	}
+	return nil
+}
+
+type rlimitValue struct {
+	name       string
+	res        int
+	soft, hard uint64
+}
+
+// rlimitSet is the defaults overridden by the spec's limits, checked,
+// in a stable order.
+func rlimitSet(limits []Rlimit) ([]rlimitValue, error) {
 	set := map[string]Rlimit{}
 	for _, r := range defaultRlimits {
 		set[r.Type] = r
@@ -30,16 +54,18 @@ func applyRlimits(limits []Rlimit) error {
 	for _, r := range limits {
 		set[strings.ToLower(r.Type)] = r
 	}
-	for t, r := range set {
+	names := make([]string, 0, len(set))
+	for t := range set {
+		names = append(names, t)
+	}
+	sort.Strings(names)
+	out := make([]rlimitValue, 0, len(set))
+	for _, t := range names {
 		res, ok := rlimitTypes[t]
 		if !ok {
-			return fmt.Errorf("rlimit %s: unknown", t)
+			return nil, fmt.Errorf("rlimit %s: unknown", t)
 		}
-		// syscall.Setrlimit, not unix.Prlimit: Go restores its saved
-		// RLIMIT_NOFILE on exec unless told through syscall.Setrlimit.
-		if err := syscall.Setrlimit(res, &syscall.Rlimit{Cur: r.Soft, Max: r.Hard}); err != nil {
-			return fmt.Errorf("rlimit %s=%d:%d: %w", t, r.Soft, r.Hard, err)
-		}
+		out = append(out, rlimitValue{t, res, set[t].Soft, set[t].Hard})
 	}
-	return nil
+	return out, nil
 }
