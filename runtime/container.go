@@ -63,6 +63,9 @@ type Container struct {
 	r     *Runtime
 	Name  string
 	proc  *os.Process // the init
+	// prog is a direct start's child program: the child may share this
+	// address space until it execs, so its memory stays until it is reaped.
+	prog *rawProg
 	cg    cgroup
 	state *State
 
@@ -212,7 +215,7 @@ func (c *Container) createDirect(ctx context.Context, cfg *initConfig, o CreateO
 	if err != nil {
 		return err
 	}
-	c.proc = child.proc
+	c.proc, c.prog = child.proc, child.prog
 	defer child.status.Close()
 	Tracef("create: init forked")
 	if err := readDirectStatus(ctx, child); err != nil {
@@ -503,6 +506,8 @@ func (c *Container) wait(ctx context.Context, remove bool) (*State, error) {
 		}
 	}()
 	ps, werr := c.proc.Wait()
+	goruntime.KeepAlive(c.prog)
+	c.prog = nil
 	close(done)
 	c.release()
 	Tracef("wait: init exited")

@@ -97,10 +97,12 @@ func forkDirectThread(cfg *initConfig, cg cgroup, o CreateOptions) (c *directChi
 	if s.Net.Mode == NetNew {
 		flags |= unix.CLONE_NEWNET
 	}
+	Tracef("direct: in cgroup")
 	if err := unix.Unshare(flags); err != nil {
 		back()
 		return nil, fmt.Errorf("container %s: unshare namespaces: %w", s.Name, err)
 	}
+	Tracef("direct: unshared")
 	defer func() {
 		// Back to the host's namespaces (this also leaves the container's
 		// root and working directory), so that the thread holds none of
@@ -206,6 +208,7 @@ func buildDirect(cfg *initConfig, o CreateOptions) (_ *directPlan, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("rootfs: %w", err)
 	}
+	Tracef("direct: rootfs")
 	sys, err := setupMounts(cfg, root, false)
 	if err != nil {
 		return nil, err
@@ -243,6 +246,7 @@ func buildDirect(cfg *initConfig, o CreateOptions) (_ *directPlan, err error) {
 	if err := enterCwd(&s.Process); err != nil {
 		return nil, err
 	}
+	Tracef("direct: pivoted, command found")
 	p := pl.prog
 	p.prefix = []byte("otok: container " + s.Name + ": ")
 	p.errs = errnoTexts()
@@ -266,6 +270,7 @@ func buildDirect(cfg *initConfig, o CreateOptions) (_ *directPlan, err error) {
 	p.add("wait for start", ignoreNone, unix.SYS_READ, childFifoFd, p.mem(&b, unsafe.Pointer(&b[0])), 1)
 	addSignalDefaults(p)
 	p.add("exec "+path, ignoreNone, unix.SYS_EXECVE, p.cstr(path), p.cstrv(s.Process.Args), p.cstrv(env))
+	Tracef("direct: program built (%d ops)", len(p.ops))
 	return pl, nil
 }
 
@@ -307,6 +312,16 @@ func (pl *directPlan) fork(cgFd int) (*directChild, error) {
 	if cgFd >= 0 {
 		args = &cloneArgs{flags: unix.CLONE_NEWPID | unix.CLONE_INTO_CGROUP, exitSignal: uint64(unix.SIGCHLD), cgroup: uint64(cgFd)}
 	}
+	// Where it can, the child shares this address space (and runs on a
+	// stack of its own): a fork's copy-on-write would make every page
+	// this multi-threaded process then writes a fault and a TLB
+	// shootdown until the child execs. The program's memory, stack
+	// included, stays referenced until the child is reaped.
+	var stack []byte
+	if haveCloneVM {
+		stack = make([]byte, childStackSize)
+		p.keep = append(p.keep, stack)
+	}
 	var all, old [4]uint64
 	for i := range all {
 		all[i] = ^uint64(0)
@@ -318,7 +333,15 @@ func (pl *directPlan) fork(cgFd int) (*directChild, error) {
 		syscall.ForkLock.Unlock()
 		return nil, fmt.Errorf("container %s: block signals: %w", pl.name, e)
 	}
-	pid, errno := rawForkProg(args, unix.CLONE_NEWPID, p)
+	Tracef("direct: fork")
+	var pid int
+	var errno syscall.Errno
+	if haveCloneVM {
+		pid, errno = cloneVM(args, unix.CLONE_NEWPID, stack, p)
+	} else {
+		pid, errno = rawForkProg(args, unix.CLONE_NEWPID, p)
+	}
+	Tracef("direct: fork returned")
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old[0])), 0, sigsetSize, 0, 0)
 	syscall.ForkLock.Unlock()
 	goruntime.KeepAlive(p)
@@ -331,6 +354,28 @@ func (pl *directPlan) fork(cgFd int) (*directChild, error) {
 	}
 	Tracef("direct: forked")
 	return &directChild{proc: proc, prog: p, status: pl.statR}, nil
+}
+
+// childStackSize is the stack of a CLONE_VM child: runRawProg's frames
+// and the system calls' (o32 MIPS reads 32 bytes above the stack pointer).
+const childStackSize = 16 << 10
+
+// cloneVM starts prog in a child sharing this address space, on stack.
+func cloneVM(args *cloneArgs, flags uintptr, stack []byte, prog *rawProg) (int, syscall.Errno) {
+	// The top, 16-byte aligned, with room above it.
+	base := uintptr(unsafe.Pointer(&stack[0]))
+	top := (base + uintptr(len(stack)) - 64) &^ 15
+	var pid, errno uintptr
+	if args != nil {
+		a := *args
+		a.flags |= unix.CLONE_VM
+		a.stack, a.stackSize = uint64(base), uint64(top-base)
+		pid, errno = rawCloneVM(unix.SYS_CLONE3, uintptr(unsafe.Pointer(&a)), unsafe.Sizeof(a), prog)
+		goruntime.KeepAlive(&a)
+	} else {
+		pid, errno = rawCloneVM(unix.SYS_CLONE, flags|unix.CLONE_VM|uintptr(unix.SIGCHLD), top, prog)
+	}
+	return int(pid), syscall.Errno(errno)
 }
 
 type procMask struct {
