@@ -60,12 +60,12 @@ type CreateOptions struct {
 // Container is a created container as seen by its parent process (the
 // one that can Wait for it).
 type Container struct {
-	r     *Runtime
-	Name  string
-	proc  *os.Process // the init
+	r    *Runtime
+	Name string
+	proc *os.Process // the init
 	// prog is a direct start's child program: the child may share this
 	// address space until it execs, so its memory stays until it is reaped.
-	prog *rawProg
+	prog  *rawProg
 	cg    cgroup
 	state *State
 
