@@ -25,7 +25,6 @@ ok:
 	RET
 child:
 	// On the new stack: runRawProg(prog), which exits.
-	NOP	RSP // tell vet SP changed - stop checking offsets
 	SUB	$16, RSP
 	MOVD	R10, 8(RSP)
 	BL	·runRawProg(SB)
