@@ -185,15 +185,15 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 		}
 	}
 	var warnings []string
+	ready := func() error { return nil } // waits for the init's report
 	if directStart(spec) {
-		err = cont.createDirect(ctx, &cfg, o)
+		ready, err = cont.createDirect(ctx, &cfg, o)
 	} else {
 		warnings, err = cont.createInitStage(ctx, &cfg, o)
 	}
 	if err != nil {
 		return nil, err
 	}
-	Tracef("create: init ready")
 	start, _ := procStart(cont.proc.Pid)
 	st := &State{
 		Spec: *spec, Status: StatusCreated, Pid: cont.proc.Pid, PidStart: start,
@@ -201,27 +201,38 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 		CgroupVer: layout.Version, Caps: CapNames(caps), Seccomp: cfg.Seccomp,
 		Warnings: warnings,
 	}
-	if err := r.save(st); err != nil {
+	// Encoded while a direct start's init still sets itself up.
+	b, err := encodeState(st)
+	if err != nil {
+		return nil, err
+	}
+	if err := ready(); err != nil {
+		return nil, err
+	}
+	Tracef("create: init ready")
+	if err := r.writeState(name, b); err != nil {
 		return nil, err
 	}
 	cont.state = st
 	return cont, nil
 }
 
-// createDirect forks the init from a thread of this process (direct.go)
-// and waits until it is ready.
-func (c *Container) createDirect(ctx context.Context, cfg *initConfig, o CreateOptions) error {
+// createDirect forks the init from a thread of this process (direct.go);
+// the function it returns waits until the init is ready.
+func (c *Container) createDirect(ctx context.Context, cfg *initConfig, o CreateOptions) (func() error, error) {
 	child, err := forkDirect(cfg, c.cg, o, c.parked)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	c.proc, c.prog = child.proc, child.prog
-	defer child.status.Close()
 	Tracef("create: init forked")
-	if err := readDirectStatus(ctx, child); err != nil {
-		return fmt.Errorf("container %s: %w", c.Name, err)
-	}
-	return nil
+	return func() error {
+		defer child.status.Close()
+		if err := readDirectStatus(ctx, child); err != nil {
+			return fmt.Errorf("container %s: %w", c.Name, err)
+		}
+		return nil
+	}, nil
 }
 
 // readDirectStatus waits for a directly started init's ready record.
@@ -430,18 +441,25 @@ func (c *Container) Pid() int { return c.proc.Pid }
 func (c *Container) State() *State { return c.state }
 
 // Start lets the created container exec its process.
-func (c *Container) Start(ctx context.Context) error { return c.r.Start(ctx, c.Name) }
+func (c *Container) Start(ctx context.Context) error {
+	st := *c.state // as recorded by Create, which this process ran
+	return c.r.start(ctx, c.Name, &st)
+}
 
 // Start releases a created container's init (waiting on its start fifo).
-func (r *Runtime) Start(ctx context.Context, name string) error {
+func (r *Runtime) Start(ctx context.Context, name string) error { return r.start(ctx, name, nil) }
+
+// start does it with the recorded state, or s if the caller has it.
+func (r *Runtime) start(ctx context.Context, name string, s *State) error {
 	unlock, err := r.lock(name)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	s, err := r.load(name)
-	if err != nil {
-		return err
+	if s == nil {
+		if s, err = r.load(name); err != nil {
+			return err
+		}
 	}
 	if s.Status != StatusCreated {
 		return fmt.Errorf("container %s: is %s, not created", name, s.Status)

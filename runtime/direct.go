@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	goruntime "runtime"
@@ -89,17 +90,22 @@ func forkDirectThread(cfg *initConfig, cg cgroup, o CreateOptions) (c *directChi
 	if cgFd >= 0 {
 		defer unix.Close(cgFd)
 	}
-	back, err := cg.enterThread()
+	// v1: the child joins its cgroups itself, through these.
+	join, err := openV1Tasks(cg)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", s.Name, err)
 	}
+	defer func() {
+		for _, f := range join {
+			f.Close()
+		}
+	}()
 	flags := unix.CLONE_FS | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
 	if s.Net.Mode == NetNew {
 		flags |= unix.CLONE_NEWNET
 	}
-	Tracef("direct: in cgroup")
+	Tracef("direct: cgroup opened")
 	if err := unix.Unshare(flags); err != nil {
-		back()
 		return nil, fmt.Errorf("container %s: unshare namespaces: %w", s.Name, err)
 	}
 	Tracef("direct: unshared")
@@ -112,9 +118,6 @@ func forkDirectThread(cfg *initConfig, cg cgroup, o CreateOptions) (c *directChi
 				err = fmt.Errorf("container %s: back to the host's %s namespace: %w", s.Name, ns.file, e)
 			}
 		}
-		if e := back(); e != nil && err == nil {
-			err = fmt.Errorf("container %s: %w", s.Name, e)
-		}
 		if err != nil && c != nil {
 			c.proc.Kill()
 			c.proc.Wait()
@@ -126,6 +129,7 @@ func forkDirectThread(cfg *initConfig, cg cgroup, o CreateOptions) (c *directChi
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", s.Name, err)
 	}
+	pl.join = join
 	return pl.fork(cgFd)
 }
 
@@ -140,6 +144,7 @@ type directPlan struct {
 	name  string
 	prog  *rawProg
 	files []*os.File // become fds 0, 1, 2, childStatusFd, childFifoFd
+	join  []*os.File // v1 tasks files the child writes itself into
 	own   []*os.File // closed after the fork
 	statR *os.File
 }
@@ -303,6 +308,18 @@ func (pl *directPlan) fork(cgFd int) (*directChild, error) {
 		}
 		first = append(first, rawOp{trap: unix.SYS_DUP3, args: [6]uintptr{uintptr(hi), uintptr(i), flags}, desc: []byte("set up fds")})
 	}
+	// v1: into the container's cgroups, before anything else (a thread
+	// writing "0" to tasks moves itself). v2: cloned there.
+	zero := []byte("0")
+	p.keep = append(p.keep, zero)
+	for _, f := range pl.join {
+		hi, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 64)
+		if err != nil {
+			return nil, fmt.Errorf("container %s: %w", pl.name, err)
+		}
+		parked = append(parked, hi)
+		first = append(first, rawOp{trap: unix.SYS_WRITE, args: [6]uintptr{uintptr(hi), uintptr(unsafe.Pointer(&zero[0])), 1}, desc: []byte("join cgroup " + f.Name())})
+	}
 	// close_range: 5.9 and later; before, the fds are close-on-exec anyway.
 	first = append(first, rawOp{trap: unix.SYS_CLOSE_RANGE, args: [6]uintptr{5, ^uintptr(0), 0}, ignore: ignoreAny, desc: []byte("close fds")})
 	p.ops = append(first, p.ops...)
@@ -412,6 +429,30 @@ func addProc(p *rawProg, masks []procMask) {
 		p.add("mount "+path, ignoreENOENT, unix.SYS_MOUNT, c, c, 0, unix.MS_BIND|unix.MS_REC, 0)
 		p.add("read-only "+path, ignoreENOENT, unix.SYS_MOUNT, 0, c, 0, unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|nsd|unix.MS_RELATIME, 0)
 	}
+}
+
+// openV1Tasks opens the tasks files of a v1 container's cgroups (none on
+// v2), skipping hierarchies it has no cgroup in.
+func openV1Tasks(cg cgroup) ([]*os.File, error) {
+	v1, ok := cg.(*cgroupV1)
+	if !ok {
+		return nil, nil
+	}
+	var out []*os.File
+	for _, d := range v1.paths() {
+		f, err := os.OpenFile(d+"/tasks", os.O_WRONLY, 0)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			for _, f := range out {
+				f.Close()
+			}
+			return nil, fmt.Errorf("cgroup %s: %w", d, err)
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }
 
 // prepareCgroupsV1 mounts the tmpfs for the v1 hierarchies at

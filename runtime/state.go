@@ -92,19 +92,25 @@ func (r *Runtime) load(name string) (*State, error) {
 // save writes the state atomically; it does nothing if the container's
 // directory is gone (removed concurrently).
 func (r *Runtime) save(s *State) error {
-	dir := r.Dir(s.Spec.Name)
-	b, err := json.MarshalIndent(s, "", "  ")
+	b, err := encodeState(s)
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, ".state.tmp")
+	return r.writeState(s.Spec.Name, b)
+}
+
+func encodeState(s *State) ([]byte, error) { return json.MarshalIndent(s, "", "  ") }
+
+// writeState replaces the container's state.json with b.
+func (r *Runtime) writeState(name string, b []byte) error {
+	tmp := filepath.Join(r.Dir(name), ".state.tmp")
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
-		return fmt.Errorf("container %s: save state: %w", s.Spec.Name, err)
+		return fmt.Errorf("container %s: save state: %w", name, err)
 	}
-	return os.Rename(tmp, r.statePath(s.Spec.Name))
+	return os.Rename(tmp, r.statePath(name))
 }
 
 // State returns the container's state with liveness checked: a created or
