@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,7 +46,9 @@ type IO struct {
 type CreateOptions struct {
 	IO IO
 	// KillOnParentExit kills the container if the creating thread's
-	// process dies (foreground `otok run`).
+	// process dies (foreground `otok run`). A direct start (see
+	// directStart) forks the init from the calling goroutine's thread,
+	// which then stays locked to that goroutine: the init dies with it.
 	KillOnParentExit bool
 	// KeepFiles are kept open by the container's init for its whole life
 	// (fds 5, 6, … in the init, after the spec and status pipes), never
@@ -220,7 +221,7 @@ func (r *Runtime) Create(ctx context.Context, spec *Spec, o CreateOptions) (c *C
 // createDirect forks the init from a thread of this process (direct.go);
 // the function it returns waits until the init is ready.
 func (c *Container) createDirect(ctx context.Context, cfg *initConfig, o CreateOptions) (func() error, error) {
-	child, err := forkDirect(cfg, c.cg, o, c.parked)
+	child, err := forkDirect(cfg, c.cg, o)
 	if err != nil {
 		return nil, err
 	}
@@ -235,27 +236,31 @@ func (c *Container) createDirect(ctx context.Context, cfg *initConfig, o CreateO
 	}, nil
 }
 
-// readDirectStatus waits for a directly started init's ready record.
+// readDirectStatus waits for a directly started init's ready record, on
+// this thread (poll, to see ctx).
 func readDirectStatus(ctx context.Context, child *directChild) error {
-	type res struct {
-		n   int
-		err error
-	}
+	fd := int(child.status.Fd())
 	var rec [8]byte
-	ch := make(chan res, 1)
-	go func() {
-		n, err := io.ReadFull(child.status, rec[:])
-		ch <- res{n, err}
-	}()
-	var x res
-	select {
-	case <-ctx.Done():
-		child.proc.Kill()
-		return ctx.Err()
-	case x = <-ch:
-	}
-	if x.err != nil {
-		return fmt.Errorf("init died before it was ready")
+	n := 0
+	for n < len(rec) {
+		if ctx.Err() != nil {
+			child.proc.Kill()
+			return ctx.Err()
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if k, err := unix.Poll(pfd, 100); k == 0 || err == unix.EINTR {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("init status: %w", err)
+		}
+		k, err := unix.Read(fd, rec[n:])
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
+		}
+		if err != nil || k == 0 {
+			return fmt.Errorf("init died before it was ready")
+		}
+		n += k
 	}
 	if op, errno := statusRecord(rec[:]); op >= 0 || errno != 0 {
 		return errors.New(child.prog.describe(op, errno))

@@ -43,22 +43,24 @@ type directChild struct {
 	status *os.File
 }
 
-// forkDirect runs on a new locked thread; see the comment above. parked
-// keeps the thread (the init's parent thread, for its parent-death
-// signal) until the init is reaped.
-func forkDirect(cfg *initConfig, cg cgroup, o CreateOptions, parked chan struct{}) (*directChild, error) {
+// forkDirect runs on a locked thread; see the comment above.
+func forkDirect(cfg *initConfig, cg cgroup, o CreateOptions) (*directChild, error) {
 	type result struct {
 		c   *directChild
 		err error
+	}
+	if o.KillOnParentExit {
+		// The init dies with the thread that forked it: the caller's,
+		// which stays locked to its goroutine from here (no handoff to
+		// another thread and back, either).
+		lockThread()
+		return forkDirectThread(cfg, cg, o)
 	}
 	res := make(chan result, 1)
 	go func() {
 		lockThread() // never unlocked: the thread's state is the container's
 		c, err := forkDirectThread(cfg, cg, o)
 		res <- result{c, err}
-		if err == nil && o.KillOnParentExit {
-			<-parked
-		}
 	}()
 	r := <-res
 	return r.c, r.err
@@ -175,10 +177,12 @@ func buildDirect(cfg *initConfig, o CreateOptions) (_ *directPlan, err error) {
 	if s.Process.Terminal && o.IO.Stdin != nil {
 		cfg.consoleFd = int(o.IO.Stdin.Fd())
 	}
-	statR, statW, err := os.Pipe()
-	if err != nil {
-		return nil, err
+	// Blocking fds, read by the caller's thread (no poller handoffs).
+	var sp [2]int
+	if err := unix.Pipe2(sp[:], unix.O_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("status pipe: %w", err)
 	}
+	statR, statW := os.NewFile(uintptr(sp[0]), "status"), os.NewFile(uintptr(sp[1]), "status")
 	pl.statR = statR
 	pl.own = append(pl.own, statW)
 	if s.Net.Mode == NetPath {

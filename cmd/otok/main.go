@@ -17,6 +17,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/otok/otok/runtime"
 )
 
 // command is one subcommand of the CLI.
@@ -79,6 +81,7 @@ func main() {
 // error to an exit code: 0 ok, 1 failure, 2 usage error, or what the
 // command asked for with exitError.
 func runMain(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	runtime.Tracef("main")
 	e := &env{
 		stdin: stdin, stdout: stdout, stderr: stderr,
 		store: os.Getenv("OTOK_STORE"),

@@ -86,6 +86,7 @@ func prepareContainer(ctx context.Context, e *env, cmd *command, args []string) 
 			return nil, err
 		}
 	}
+	runtime.Tracef("run: flags parsed")
 	src, err := resolveImage(e, fs.Arg(0))
 	if err != nil {
 		return nil, err
@@ -94,8 +95,10 @@ func prepareContainer(ctx context.Context, e *env, cmd *command, args []string) 
 	if err != nil {
 		return nil, err
 	}
+	runtime.Tracef("run: spec built")
 	r := newRuntime(e)
 	sweepContainers(ctx, e, r)
+	runtime.Tracef("run: swept")
 	if _, err := r.State(spec.Name); err == nil {
 		return nil, fmt.Errorf("container %s: %w", spec.Name, runtime.ErrNameInUse)
 	}
