@@ -559,7 +559,10 @@ func (c *Container) wait(ctx context.Context, remove bool) (*State, error) {
 			return c.stopped(code, oom, reason), cgErr // removed meanwhile (rm -f)
 		}
 		defer unlock()
-		return c.stopped(code, oom, reason), errors.Join(cgErr, c.r.removeDir(c.Name))
+		Tracef("wait: locked")
+		rmErr := c.r.removeDir(c.Name)
+		Tracef("wait: state removed")
+		return c.stopped(code, oom, reason), errors.Join(cgErr, rmErr)
 	}
 	unlock, err := c.r.lock(c.Name)
 	if err != nil {
