@@ -9,6 +9,32 @@
 //
 // # Process model
 //
+// Create starts the container's init in one of two ways.
+//
+// A direct start (direct.go, the default) needs no second program. A
+// locked thread of the calling process unshares the mount, uts, ipc and
+// (unless host/path) net namespaces — allowed for one thread of a Go
+// process — builds the root filesystem and mounts there, pivots into it,
+// finds the command, and prepares a rawProg (rawchild.go): the list of
+// system calls left to do. It then clones the init with CLONE_NEWPID as a
+// child that shares the address space (CLONE_VM, on a stack of its own;
+// clonevm_*.s; a plain fork on other architectures) and runs only those
+// raw system calls: join its v1 cgroups (on v2 it is cloned into its
+// cgroup with clone3 CLONE_INTO_CGROUP), unshare its cgroup namespace
+// (rooted at its own cgroup), mount /proc and mask it, mount the cgroups,
+// set rlimits, drop privileges (bounding set, setuid, capability sets,
+// no_new_privs, seccomp), report ready on the status pipe, wait on the
+// start fifo, reset signal handlers and exec. An error before ready comes
+// back to Create as the failed step and errno; after, it goes to the
+// container's stderr. The thread goes back to the host's namespaces at
+// once; for a foreground run (CreateOptions.KillOnParentExit) it is the
+// caller's own thread, whose death kills the init. This saves a second Go
+// program's start (~1.1 ms of a run here, more on a router).
+//
+// The init stage (init.go) is the older way, still used where a forked
+// child would not do: a user namespace (a multi-threaded process cannot
+// unshare one) and otok's reaper (Process.Init, Go code as PID 1), and
+// with OTOK_INIT_STAGE=1 in the caller's environment (for comparison).
 // Create re-execs /proc/self/exe (Runtime.InitArgs, `otok init`) with
 // Cloneflags for the mount, pid, uts, ipc, cgroup and (unless host/path)
 // net namespaces, plus user with --userns. The stage starts from this
@@ -16,31 +42,34 @@
 // environment (stage.go): it runs before the packages that import runtime
 // and before main, in any program that links the package (test binaries
 // too). The spec travels over a pipe (fd 3); CreateOptions.KeepFiles
-// follow at fds 5… and stay open in otok's reaper only. The init is born in its cgroup, so the cgroup namespace that
-// comes with the clone is rooted there: on v2 by clone3's
-// CLONE_INTO_CGROUP; on v1 the cloning thread moves itself into the
-// container's hierarchies by writing "0" to their tasks files (moving the
-// writer itself takes no global lock; writing a pid to cgroup.procs waits
-// for an RCU grace period, ~10 ms on a busy 2-core box) and moves back
-// after the clone. A container joins only memory and pids, plus
-// cpu/cpuacct with CPU limits and devices when it could create device
-// nodes. Its cgroup is otok/NAME under the device's state directory
-// (DefaultRoots) and otok/NAME@SCOPE under any other (CgroupName), so
-// that runtimes with their own state can use the same names at once.
+// follow at fds 5… and stay open in otok's reaper only. The init is born
+// in its cgroup, so the cgroup namespace that comes with the clone is
+// rooted there: on v2 by clone3's CLONE_INTO_CGROUP; on v1 the cloning
+// thread moves itself into the container's hierarchies by writing "0" to
+// their tasks files (moving the writer itself takes no global lock;
+// writing a pid to cgroup.procs waits for an RCU grace period, ~10 ms on a
+// busy 2-core box) and moves back after the clone.
 //
-// The init stage mounts a size-capped tmpfs over <state>/containers in its
-// private mount namespace (holding the overlay's upper and work dirs and
-// the root mount point: no host directory of the container becomes a
-// mount point, so rm never waits for a namespace teardown), builds the
+// A container joins only memory and pids, plus cpu/cpuacct with CPU
+// limits and devices when it could create device nodes. Its cgroup is
+// otok/NAME under the device's state directory (DefaultRoots) and
+// otok/NAME@SCOPE under any other (CgroupName), so that runtimes with
+// their own state can use the same names at once.
+//
+// Both ways mount a size-capped tmpfs over <state>/containers in the
+// container's mount namespace (holding the overlay's upper and work dirs
+// and the root mount point: no host directory of the container becomes a
+// mount point, so rm never waits for a namespace teardown), build the
 // root (overlay of the image and that tmpfs, or the image read-only),
 // /proc, /sys read-only, a tmpfs /dev with an allow-list of nodes, devpts,
-// shm, mqueue, the container's cgroups read-only and volumes, pivots,
-// masks kernel paths, checks the command exists, reports "ready" on fd 4
-// and blocks opening the start fifo <state>/containers/<name>/start.fifo
-// for writing. Start (in any process) opens the fifo, which lets the init
-// drop privileges (bounding set, setuid, capability sets, no_new_privs,
-// seccomp — on the thread that execs) and exec the user process as PID 1,
-// or otok's reaper (Process.Init) with the user process as its child.
+// shm, mqueue, the container's cgroups read-only and volumes, pivot, mask
+// kernel paths, check the command exists, report ready and block reading
+// the start fifo <state>/containers/<name>/start.fifo (opened for reading
+// and writing before ready). Start (in any process) writes a byte to the
+// fifo (no reader: the init is gone), which lets the init exec the user
+// process as PID 1, or otok's reaper (Process.Init) with the user process
+// as its child. The init stage drops privileges after the start, on the
+// thread that execs; a direct start before it reports ready.
 //
 // The process that called Create is the init's parent and the only one
 // that can Wait for its exit status. Without the agent, `otok run -d`
