@@ -114,16 +114,26 @@ func (r *Runtime) State(name string) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The init just exited and its parent (a monitor) is recording the
-	// exit: give it a moment rather than report an unknown exit.
-	for i := 0; i < 40 && s.Status != StatusStopped && !s.alive() &&
-		s.ParentPid > 0 && s.ParentPid != os.Getpid() && pidAlive(s.ParentPid, 0); i++ {
-		time.Sleep(5 * time.Millisecond)
+	// The init is gone but the record says it runs: its parent (a
+	// monitor, an agent) records the exit under the lock, then exits.
+	// Read the record again after looking at the parent — the record read
+	// above can predate the parent's save, and the parent can have saved
+	// and exited since (on a slow single-CPU router a reader is easily
+	// descheduled that long: TestStartStopped saw "init gone" with the
+	// monitor already dead and the right record on disk) — and while the
+	// parent lives, give it a moment rather than report an unknown exit.
+	for deadline := time.Now().Add(200 * time.Millisecond); s.Status != StatusStopped && !s.alive(); {
+		recording := s.ParentPid > 0 && s.ParentPid != os.Getpid() && pidAlive(s.ParentPid, 0)
 		if s, err = r.load(name); err != nil {
 			return nil, err
 		}
+		if !recording || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	if s.Status != StatusStopped && !s.alive() {
+		Tracef("state %s: init %d gone, parent %d alive %v, no exit recorded", name, s.Pid, s.ParentPid, pidAlive(s.ParentPid, 0))
 		s.Status = StatusStopped
 		if s.ExitReason == "" {
 			s.ExitReason = "init gone (exit not collected)"
