@@ -114,6 +114,7 @@ func (r *Runtime) State(name string) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
+	stateLoaded()
 	// A record that says the init runs while the init is gone: its parent
 	// (a monitor, an agent) records the exit under the lock, then exits.
 	// Liveness is looked at once per record read: the init can die
@@ -149,6 +150,10 @@ func (r *Runtime) State(name string) (*State, error) {
 	}
 	return s, nil
 }
+
+// stateLoaded is called by State after its first read (tests: what
+// another process does right then).
+var stateLoaded = func() {}
 
 // alive reports whether the recorded init process still runs.
 func (s *State) alive() bool { return s.Pid > 0 && pidAlive(s.Pid, s.PidStart) }
