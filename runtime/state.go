@@ -120,16 +120,34 @@ func (r *Runtime) State(name string) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The init just exited and its parent (a monitor) is recording the
-	// exit: give it a moment rather than report an unknown exit.
-	for i := 0; i < 40 && s.Status != StatusStopped && !s.alive() &&
-		s.ParentPid > 0 && s.ParentPid != os.Getpid() && pidAlive(s.ParentPid, 0); i++ {
-		time.Sleep(5 * time.Millisecond)
+	stateLoaded()
+	// A record that says the init runs while the init is gone: its parent
+	// (a monitor, an agent) records the exit under the lock, then exits.
+	// Liveness is looked at once per record read: the init can die
+	// between two looks, and a second look must not turn a record that
+	// was current (init alive) into "init gone" without the wait below.
+	// The record is read again after each look at the parent: the read
+	// above can predate the parent's save, and the parent can have saved
+	// and exited since. On a slow single-CPU router a reader is easily
+	// descheduled that long (mipsel guest, TestStartStopped: "init gone"
+	// with the right record on disk right after). While the parent lives,
+	// it gets a moment rather than an unknown exit being reported.
+	gone := s.Status != StatusStopped && !s.alive()
+	for deadline := time.Now().Add(200 * time.Millisecond); gone; {
+		recording := s.ParentPid > 0 && s.ParentPid != os.Getpid() && pidAlive(s.ParentPid, 0)
 		if s, err = r.load(name); err != nil {
 			return nil, err
 		}
+		gone = s.Status != StatusStopped && !s.alive()
+		if !recording || time.Now().After(deadline) {
+			break
+		}
+		if gone {
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
-	if s.Status != StatusStopped && !s.alive() {
+	if gone {
+		Tracef("state %s: init %d gone, parent %d alive %v, no exit recorded", name, s.Pid, s.ParentPid, pidAlive(s.ParentPid, 0))
 		s.Status = StatusStopped
 		if s.ExitReason == "" {
 			s.ExitReason = "init gone (exit not collected)"
@@ -138,6 +156,10 @@ func (r *Runtime) State(name string) (*State, error) {
 	}
 	return s, nil
 }
+
+// stateLoaded is called by State after its first read (tests: what
+// another process does right then).
+var stateLoaded = func() {}
 
 // alive reports whether the recorded init process still runs.
 func (s *State) alive() bool { return s.Pid > 0 && pidAlive(s.Pid, s.PidStart) }

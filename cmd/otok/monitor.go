@@ -189,13 +189,22 @@ func runMonitor(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(reply, "ok %d\n", c.Pid())
 	reply.Close()
-	// Detach from the CLI's streams entirely.
+	// Detach from the CLI's streams entirely. The monitor's own stderr
+	// goes to the container's log file: if the monitor dies (a Go panic,
+	// a fatal error), the reason is what `otok logs` shows once its
+	// socket is gone. A normal exit rewrites the file with the output.
 	if null, err := os.OpenFile("/dev/null", os.O_RDWR, 0); err == nil {
 		for _, fd := range []int{0, 1, 2} {
 			syscall.Dup3(int(null.Fd()), fd, 0)
 		}
 		null.Close()
 	}
+	logPath := filepath.Join(dir, "log")
+	if f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_CLOEXEC, 0o600); err == nil {
+		syscall.Dup3(int(f.Fd()), 2, 0)
+		f.Close()
+	}
+	runtime.Tracef("monitor: detached")
 
 	// DHCP leases (if any) are renewed while the container runs.
 	nctx, ncancel := context.WithCancel(context.Background())
@@ -209,12 +218,18 @@ func runMonitor(ctx context.Context, e *env, args []string) error {
 		}
 		close(copied)
 	}()
-	st, _ := c.Wait(context.Background())
+	st, werr := c.Wait(context.Background())
+	runtime.Tracef("monitor: init exited: %s", st.ExitReason)
 	select {
 	case <-copied:
 	case <-time.After(2 * time.Second): // a daemonised grandchild kept the pipe
 	}
 	ncancel()
+	// What went wrong recording the exit (the state, the cgroup) goes to
+	// the log too: the monitor has no other place to report it.
+	if werr != nil {
+		fmt.Fprintf(ring, "otok: monitor: %v\n", werr)
+	}
 	// A stopped container keeps no address (rm detaches again, idempotently).
 	if err := detachNetwork(context.Background(), e, spec.Name); err != nil {
 		fmt.Fprintf(ring, "otok: %v\n", err)
@@ -225,13 +240,13 @@ func runMonitor(ctx context.Context, e *env, args []string) error {
 		os.Remove(sock)
 	}
 	if _, err := os.Stat(dir); err == nil {
-		os.WriteFile(filepath.Join(dir, "log"), ring.bytes(), 0o600)
+		os.WriteFile(logPath, ring.bytes(), 0o600)
 	}
 	releaseImage(e, spec)
 	if req.Rm {
 		removeContainer(context.Background(), e, r, spec.Name, true)
 	}
-	_ = st
+	runtime.Tracef("monitor: done")
 	return nil
 }
 

@@ -35,6 +35,8 @@ type env struct {
 	t     *testing.T
 	state string
 	extra []string // added to otok's environment
+	// lastStderr is the stderr of waitStatus's last inspect.
+	lastStderr string
 }
 
 func newEnv(t *testing.T) *env {
@@ -121,8 +123,9 @@ func (e *env) waitStatus(name, status string) map[string]any {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var m map[string]any
-		if out, _, code := e.run("inspect", name); code == 0 {
+		if out, errOut, code := e.run("inspect", name); code == 0 {
 			json.Unmarshal([]byte(out), &m)
+			e.lastStderr = errOut
 		}
 		if m["status"] == status {
 			return m

@@ -68,6 +68,7 @@ func TestStartStopped(t *testing.T) {
 	e.must("run", "-d", "--name", "rstonce", "-v", data+":/data", img, "sh", "-c", "echo once-$(cat /data/n); echo x > /data/n; exit 3")
 	if st := e.waitStatus("rstonce", "stopped"); st["exitCode"].(float64) != 3 {
 		t.Errorf("once: exit code %v (reason %q, status %v), want 3", st["exitCode"], st["exitReason"], st["status"])
+		e.diagnose("rstonce")
 	}
 	os.WriteFile(filepath.Join(data, "n"), []byte("second\n"), 0o644)
 	e.must("start", "rstonce")
