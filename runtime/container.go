@@ -806,6 +806,13 @@ func (r *Runtime) Sweep(ctx context.Context) ([]string, error) {
 		if err != nil {
 			continue
 		}
+		// Again under the lock: the parent records the exit under it and
+		// then exits, possibly between the read above and the look at
+		// it; a record read now is final (do not overwrite it as lost).
+		if s, err = r.load(name); err != nil || s.Status == StatusStopped || s.alive() || pidAlive(s.ParentPid, 0) && s.ParentPid != os.Getpid() {
+			unlock()
+			continue
+		}
 		if cg, cerr := r.cgroupFor(name); cerr == nil {
 			if err := cg.destroy(); err != nil {
 				errs = append(errs, err)
