@@ -13,6 +13,9 @@ import (
 // was their last user, and its record. A container without a record is
 // not an error.
 func Detach(ctx context.Context, stateDir, container string) error {
+	if _, err := os.Stat(recordPath(stateDir, container)); errors.Is(err, os.ErrNotExist) {
+		return nil // never attached (most containers): no lock to take
+	}
 	lk, err := lockState(stateDir)
 	if err != nil {
 		return err

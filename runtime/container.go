@@ -552,16 +552,19 @@ func (c *Container) wait(ctx context.Context, remove bool) (*State, error) {
 		reason = "OOM killed (memory limit)"
 	}
 	if remove {
-		cgErr := c.cg.destroy()
-		Tracef("wait: cgroup removed")
+		// The cgroup and the state directory go at the same time: both
+		// wait on the kernel (a memory cgroup's rmdir most).
+		cgDone := make(chan error, 1)
+		go func() { cgDone <- c.cg.destroy() }()
 		unlock, err := c.r.lock(c.Name)
 		if err != nil {
-			return c.stopped(code, oom, reason), cgErr // removed meanwhile (rm -f)
+			return c.stopped(code, oom, reason), <-cgDone // removed meanwhile (rm -f)
 		}
 		defer unlock()
-		Tracef("wait: locked")
 		rmErr := c.r.removeDir(c.Name)
 		Tracef("wait: state removed")
+		cgErr := <-cgDone
+		Tracef("wait: cgroup removed")
 		return c.stopped(code, oom, reason), errors.Join(cgErr, rmErr)
 	}
 	unlock, err := c.r.lock(c.Name)
