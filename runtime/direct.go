@@ -103,6 +103,14 @@ func forkDirectThread(cfg *initConfig, cg cgroup, o CreateOptions) (c *directChi
 			f.Close()
 		}
 	}()
+	// The thread's working directory, to come back to: relative paths of
+	// the caller (a foreground run goes on on this thread) must still
+	// mean what they meant.
+	cwd, err := unix.Open(".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: working directory: %w", s.Name, err)
+	}
+	defer unix.Close(cwd)
 	flags := unix.CLONE_FS | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
 	Tracef("direct: cgroup opened")
 	if err := unix.Unshare(flags); err != nil {
@@ -117,6 +125,9 @@ func forkDirectThread(cfg *initConfig, cg cgroup, o CreateOptions) (c *directChi
 			if e := unix.Setns(host[i], ns.flag); e != nil && err == nil {
 				err = fmt.Errorf("container %s: back to the host's %s namespace: %w", s.Name, ns.file, e)
 			}
+		}
+		if e := unix.Fchdir(cwd); e != nil && err == nil {
+			err = fmt.Errorf("container %s: back to the working directory: %w", s.Name, e)
 		}
 		if err != nil && c != nil {
 			c.proc.Kill()

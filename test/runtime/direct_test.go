@@ -3,10 +3,12 @@ package runtime_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/otok/otok/runtime"
 	"github.com/otok/otok/test/testenv"
@@ -136,4 +138,33 @@ func lineDiff(a, b string) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, "\n")
+}
+
+// TestRelativeStateDir: a foreground run goes on, after Create, on the
+// thread that built the container; relative paths (here --state) must
+// still name what they named in the caller's working directory.
+func TestRelativeStateDir(t *testing.T) {
+	testenv.NeedRoot(t)
+	bin := testenv.Otok(t)
+	_, root := testenv.Image(t)
+	dir := testenv.StateDir(t, false)
+	cmd := exec.Command(bin, "--state", "./state", "run", "--rm", root, "sh", "-c", "exit 4")
+	cmd.Dir = dir
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, errOut, code := testenv.RunCmd(t, cmd); code != 4 {
+			t.Errorf("exit %d, want 4; stderr %q", code, errOut)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatal("run --rm with a relative --state hung")
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "state", "containers")); len(ents) != 0 {
+		t.Errorf("state left: %v", ents)
+	}
 }
