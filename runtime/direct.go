@@ -106,11 +106,18 @@ func forkDirectThread(cfg *initConfig, cg cgroup, o CreateOptions) (c *directChi
 	// The thread's working directory, to come back to: relative paths of
 	// the caller (a foreground run goes on on this thread) must still
 	// mean what they meant.
+	// Its root too: setns puts it at the namespace's, which is not the
+	// same if otok runs chrooted.
 	cwd, err := unix.Open(".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: working directory: %w", s.Name, err)
 	}
 	defer unix.Close(cwd)
+	rootDir, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: root directory: %w", s.Name, err)
+	}
+	defer unix.Close(rootDir)
 	flags := unix.CLONE_FS | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
 	Tracef("direct: cgroup opened")
 	if err := unix.Unshare(flags); err != nil {
@@ -125,6 +132,9 @@ func forkDirectThread(cfg *initConfig, cg cgroup, o CreateOptions) (c *directChi
 			if e := unix.Setns(host[i], ns.flag); e != nil && err == nil {
 				err = fmt.Errorf("container %s: back to the host's %s namespace: %w", s.Name, ns.file, e)
 			}
+		}
+		if e := restoreRoot(rootDir); e != nil && err == nil {
+			err = fmt.Errorf("container %s: back to the root directory: %w", s.Name, e)
 		}
 		if e := unix.Fchdir(cwd); e != nil && err == nil {
 			err = fmt.Errorf("container %s: back to the working directory: %w", s.Name, e)
@@ -223,6 +233,14 @@ func (n *pendingNetNS) close() {
 	if n.fd >= 0 {
 		unix.Close(n.fd)
 	}
+}
+
+// restoreRoot makes the directory at fd the thread's root again.
+func restoreRoot(fd int) error {
+	if err := unix.Fchdir(fd); err != nil {
+		return err
+	}
+	return unix.Chroot(".")
 }
 
 func closeAll(fds []int) {
