@@ -17,16 +17,19 @@ import (
 // stage: a second Go program's start (runtime, package inits, the spec's
 // decoding) was the largest single cost of `otok run` (~1.1 ms of ~6).
 //
-// The thread (locked, never reused) unshares the mount, UTS, IPC and
-// network namespaces — a Go thread may; only a user namespace needs a
-// single-threaded process — builds the root filesystem, /dev, /sys and the
-// volumes in them exactly as the init stage does, pivots into the root and
-// resolves the command. Then it forks: the child, PID 1 of a new pid
-// namespace, inherits all of that and runs a rawProg (rawchild.go) —
-// mount /proc (only a process inside the pid namespace can), mask it,
-// create the cgroup namespace, mount the cgroups, drop privileges,
-// report ready, wait for the start fifo, exec. The thread goes back to the
-// host's namespaces at once, so it pins none of the container's.
+// The thread (locked: a new one, or for a foreground run the caller's)
+// unshares the mount, UTS and IPC namespaces — a Go thread may; only a
+// user namespace needs a single-threaded process — and joins the network
+// namespace a helper child made meanwhile (pendingNetNS), builds the root
+// filesystem, /dev, /sys and the volumes in them exactly as the init stage
+// does, pivots into the root and resolves the command. Then it clones the
+// init: the child, PID 1 of a new pid namespace, inherits all of that and
+// runs a rawProg (rawchild.go) — join its cgroups, create its cgroup
+// namespace, mount /proc (only a process inside the pid namespace can),
+// mask it, mount the cgroups, set rlimits, drop privileges, report ready,
+// wait for the start fifo, exec. The thread goes back to the host's
+// namespaces, its root and its working directory at once, so it pins none
+// of the container's and its caller's relative paths keep their meaning.
 //
 // User namespaces (the thread cannot enter one) and otok's reaper
 // (--init: Go code as PID 1) still use the init stage.
