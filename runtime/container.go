@@ -87,9 +87,6 @@ type initConfig struct {
 	LastCap       int      `json:"lastCap"`
 	Seccomp       bool     `json:"seccomp"`
 	SeccompAdmin  bool     `json:"seccompAdmin"`
-	// UnshareCgroupNS: the init creates its cgroup namespace itself
-	// (after the parent's go-ahead), instead of with the clone.
-	UnshareCgroupNS bool `json:"unshareCgroupNS,omitempty"`
 	// KeepFiles: fds fdKeep… hold CreateOptions.KeepFiles.
 	KeepFiles int `json:"keepFiles,omitempty"`
 
@@ -274,10 +271,7 @@ func readDirectStatus(ctx context.Context, child *directChild) error {
 		}
 		n += k
 	}
-	if op, errno := statusRecord(rec[:]); op >= 0 || errno != 0 {
-		return errors.New(child.prog.describe(op, errno))
-	}
-	return nil
+	return child.prog.result(rec[:])
 }
 
 // createInitStage re-execs otok as the init stage (a user namespace,

@@ -70,7 +70,7 @@ func forkDirect(cfg *initConfig, cg cgroup, o CreateOptions) (*directChild, erro
 	return r.c, r.err
 }
 
-// hostNS are the thread's namespaces before it unshares, to go back to.
+// hostNSFiles are the thread's namespaces before it unshares, to go back to.
 var hostNSFiles = []struct {
 	file string
 	flag int
@@ -207,8 +207,8 @@ func (n *pendingNetNS) join() error {
 	if _, err := io.ReadFull(n.status, rec[:]); err != nil {
 		return fmt.Errorf("network namespace: helper died")
 	}
-	if op, errno := statusRecord(rec[:]); op >= 0 || errno != 0 {
-		return errors.New(n.prog.describe(op, errno))
+	if err := n.prog.result(rec[:]); err != nil {
+		return err
 	}
 	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", n.pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -343,32 +343,9 @@ func buildDirect(cfg *initConfig, o CreateOptions, netns *pendingNetNS) (_ *dire
 		v1 = prepareCgroupsV1(cfg, sys)
 	}
 	Tracef("direct: mounts done")
-	if err := pivotRoot(root); err != nil {
-		return nil, err
-	}
-	if !s.Privileged {
-		if err := maskPathsUnder("/sys/"); err != nil {
-			return nil, err
-		}
-	}
-	if s.Rootfs.ReadOnly {
-		if err := remountRO("/"); err != nil {
-			return nil, fmt.Errorf("read-only root: %w", err)
-		}
-	}
-	hostname := s.Hostname
-	if hostname == "" {
-		hostname = s.Name
-	}
-	if err := unix.Sethostname([]byte(hostname)); err != nil {
-		return nil, fmt.Errorf("sethostname: %w", err)
-	}
-	env := processEnv(s, &s.Process, hostname)
-	path, err := lookPath(s.Process.Args[0], env)
+	// /proc is masked by the child, which mounts it.
+	path, env, err := enterRoot(s, root, "/sys/")
 	if err != nil {
-		return nil, err
-	}
-	if err := enterCwd(&s.Process); err != nil {
 		return nil, err
 	}
 	Tracef("direct: pivoted, command found")
@@ -395,7 +372,7 @@ func buildDirect(cfg *initConfig, o CreateOptions, netns *pendingNetNS) (_ *dire
 	p.add("wait for start", ignoreNone, unix.SYS_READ, childFifoFd, p.mem(&b, unsafe.Pointer(&b[0])), 1)
 	addSignalDefaults(p)
 	p.add("exec "+path, ignoreNone, unix.SYS_EXECVE, p.cstr(path), p.cstrv(s.Process.Args), p.cstrv(env))
-	Tracef("direct: program built (%d ops)", len(p.ops))
+	Tracef("direct: program built")
 	return pl, nil
 }
 
@@ -536,7 +513,7 @@ func addStdio(p *rawProg, terminal bool) {
 }
 
 // addProc mounts /proc and, unless privileged, masks and write-protects
-// what maskPaths does in the init stage.
+// what maskPathsUnder does in the init stage.
 func addProc(p *rawProg, masks []procMask) {
 	const nsd = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 	p.add("mount proc on /proc", ignoreNone, unix.SYS_MOUNT, p.cstr("proc"), p.cstr("/proc"), p.cstr("proc"), nsd, 0)

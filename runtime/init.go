@@ -138,44 +138,15 @@ func initStage(status *os.File) error {
 		return fmt.Errorf("container %s: %w", s.Name, err)
 	}
 	f.Close()
-	if cfg.UnshareCgroupNS {
-		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-			return fmt.Errorf("container %s: cgroup namespace: %w", s.Name, err)
-		}
-	}
 	if sys != "" {
 		mountCgroups(&cfg, sys)
 	}
 	Tracef("init: mounts done")
-	if err := pivotRoot(root); err != nil {
-		return fmt.Errorf("container %s: %w", s.Name, err)
-	}
-	if !s.Privileged {
-		if err := maskPaths(); err != nil {
-			return fmt.Errorf("container %s: %w", s.Name, err)
-		}
-	}
-	if s.Rootfs.ReadOnly {
-		if err := remountRO("/"); err != nil {
-			return fmt.Errorf("container %s: read-only root: %w", s.Name, err)
-		}
-	}
-	hostname := s.Hostname
-	if hostname == "" {
-		hostname = s.Name
-	}
-	if err := unix.Sethostname([]byte(hostname)); err != nil {
-		return fmt.Errorf("container %s: sethostname: %w", s.Name, err)
-	}
-	if err := applyRlimits(s.Rlimits); err != nil {
-		return fmt.Errorf("container %s: %w", s.Name, err)
-	}
-	env := processEnv(s, &s.Process, hostname)
-	path, err := lookPath(s.Process.Args[0], env)
+	path, env, err := enterRoot(s, root, "/")
 	if err != nil {
 		return fmt.Errorf("container %s: %w", s.Name, err)
 	}
-	if err := enterCwd(&s.Process); err != nil {
+	if err := applyRlimits(s.Rlimits); err != nil {
 		return fmt.Errorf("container %s: %w", s.Name, err)
 	}
 	Tracef("init: ready")
@@ -207,6 +178,41 @@ func initStage(status *os.File) error {
 	fmt.Fprintf(os.Stderr, "otok: container %s: exec %s: %v\n", s.Name, path, err)
 	os.Exit(127)
 	return nil
+}
+
+// enterRoot pivots into root (built and mounted), masks the kernel paths
+// under maskPrefix unless privileged, makes / read-only if asked, sets
+// the hostname, finds the command and enters its working directory. It
+// returns the command's path and environment.
+func enterRoot(s *Spec, root, maskPrefix string) (path string, env []string, err error) {
+	if err := pivotRoot(root); err != nil {
+		return "", nil, err
+	}
+	if !s.Privileged {
+		if err := maskPathsUnder(maskPrefix); err != nil {
+			return "", nil, err
+		}
+	}
+	if s.Rootfs.ReadOnly {
+		if err := remountRO("/"); err != nil {
+			return "", nil, fmt.Errorf("read-only root: %w", err)
+		}
+	}
+	hostname := s.Hostname
+	if hostname == "" {
+		hostname = s.Name
+	}
+	if err := unix.Sethostname([]byte(hostname)); err != nil {
+		return "", nil, fmt.Errorf("sethostname: %w", err)
+	}
+	env = processEnv(s, &s.Process, hostname)
+	if path, err = lookPath(s.Process.Args[0], env); err != nil {
+		return "", nil, err
+	}
+	if err := enterCwd(&s.Process); err != nil {
+		return "", nil, err
+	}
+	return path, env, nil
 }
 
 // processEnv is the process's environment with otok's defaults.

@@ -300,10 +300,8 @@ func pivotRoot(root string) error {
 	return unix.Chdir("/")
 }
 
-// maskPaths hides and write-protects kernel interfaces after pivot_root.
-func maskPaths() error { return maskPathsUnder("/") }
-
-// maskPathsUnder does it for the paths under prefix.
+// maskPathsUnder hides and write-protects the kernel interfaces under
+// prefix, after pivot_root.
 func maskPathsUnder(prefix string) error {
 	for _, p := range maskedPaths {
 		if !strings.HasPrefix(p, prefix) {

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"syscall"
@@ -42,7 +43,7 @@ type rawOp struct {
 
 // rawProg is the child's program. ops[:ready] run before the child
 // reports ready on the status pipe (an error there is sent to the parent
-// as a statusRecord); a later error is written to the container's stderr.
+// as a status record, see result); a later error is written to the container's stderr.
 type rawProg struct {
 	ops    []rawOp
 	ready  int
@@ -52,11 +53,16 @@ type rawProg struct {
 	keep   []any // memory the ops point to
 }
 
-// statusRecord is what the child writes on the status pipe: the op number
-// plus one and its errno, or zeros for ready (native byte order: both
-// sides are the same program).
-func statusRecord(b []byte) (op int, errno syscall.Errno) {
-	return int(binary.NativeEndian.Uint32(b[0:])) - 1, syscall.Errno(binary.NativeEndian.Uint32(b[4:]))
+// result reads a status record, what the child writes on the status
+// pipe: the op number plus one and its errno, or zeros for ready (native
+// byte order: both sides are the same program). nil means ready.
+func (p *rawProg) result(rec []byte) error {
+	op := int(binary.NativeEndian.Uint32(rec[0:])) - 1
+	errno := syscall.Errno(binary.NativeEndian.Uint32(rec[4:]))
+	if op < 0 && errno == 0 {
+		return nil
+	}
+	return errors.New(p.describe(op, errno))
 }
 
 func (p *rawProg) add(desc string, ignore uintptr, trap uintptr, args ...uintptr) {

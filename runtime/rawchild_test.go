@@ -96,10 +96,9 @@ func TestRawProg(t *testing.T) {
 				n, _ := statR.Read(rec)
 				status := "no record"
 				if n == 8 {
-					if op, e := statusRecord(rec); op < 0 && e == 0 {
-						status = "ready"
-					} else {
-						status = p.describe(op, e)
+					status = "ready"
+					if err := p.result(rec[:8]); err != nil {
+						status = err.Error()
 					}
 				}
 				stderr := make([]byte, 256)

@@ -2,7 +2,8 @@ package runtime
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -54,13 +55,8 @@ func rlimitSet(limits []Rlimit) ([]rlimitValue, error) {
 	for _, r := range limits {
 		set[strings.ToLower(r.Type)] = r
 	}
-	names := make([]string, 0, len(set))
-	for t := range set {
-		names = append(names, t)
-	}
-	sort.Strings(names)
 	out := make([]rlimitValue, 0, len(set))
-	for _, t := range names {
+	for _, t := range slices.Sorted(maps.Keys(set)) {
 		res, ok := rlimitTypes[t]
 		if !ok {
 			return nil, fmt.Errorf("rlimit %s: unknown", t)
