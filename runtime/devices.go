@@ -135,19 +135,33 @@ func mountCgroups(cfg *initConfig, sys string) {
 		_ = unix.Mount("cgroup2", dir, "cgroup2", flags, "")
 		return
 	}
-	if len(cfg.CgroupV1) == 0 {
+	ctrls, ok := prepareCgroupsV1(cfg, sys)
+	if !ok {
 		return
 	}
-	// Only the hierarchies the container has a cgroup in (each mount is
-	// also one more to tear down at exit).
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0755,size=16k"); err != nil {
-		return
-	}
-	for _, c := range cfg.CgroupV1 {
-		p := filepath.Join(dir, c)
-		if os.Mkdir(p, 0o755) == nil {
-			_ = unix.Mount("cgroup", p, "cgroup", flags, c)
-		}
+	for _, c := range ctrls {
+		_ = unix.Mount("cgroup", filepath.Join(dir, c), "cgroup", flags, c)
 	}
 	_ = unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+}
+
+// prepareCgroupsV1 mounts the tmpfs for the v1 hierarchies at
+// sys/fs/cgroup — only those the container has a cgroup in: each mount is
+// one more to tear down at exit — and makes their directories. It returns
+// the controllers to mount there, and false if there is no tmpfs.
+func prepareCgroupsV1(cfg *initConfig, sys string) ([]string, bool) {
+	if len(cfg.CgroupV1) == 0 {
+		return nil, false
+	}
+	dir := filepath.Join(sys, "fs", "cgroup")
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0755,size=16k"); err != nil {
+		return nil, false
+	}
+	var out []string
+	for _, c := range cfg.CgroupV1 {
+		if os.Mkdir(filepath.Join(dir, c), 0o755) == nil {
+			out = append(out, c)
+		}
+	}
+	return out, true
 }

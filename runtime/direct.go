@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	goruntime "runtime"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -309,7 +310,7 @@ func buildDirect(cfg *initConfig, o CreateOptions, netns *pendingNetNS) (_ *dire
 	var procMasks []procMask
 	if !s.Privileged {
 		for _, p := range maskedPaths {
-			if st, err := os.Lstat(p); err == nil && len(p) > 6 && p[:6] == "/proc/" {
+			if st, err := os.Lstat(p); err == nil && strings.HasPrefix(p, "/proc/") {
 				procMasks = append(procMasks, procMask{p, st.IsDir()})
 			}
 		}
@@ -339,8 +340,9 @@ func buildDirect(cfg *initConfig, o CreateOptions, netns *pendingNetNS) (_ *dire
 		return nil, err
 	}
 	var v1 []string
+	v1ok := false
 	if sys != "" && cfg.CgroupVersion == 1 {
-		v1 = prepareCgroupsV1(cfg, sys)
+		v1, v1ok = prepareCgroupsV1(cfg, sys)
 	}
 	Tracef("direct: mounts done")
 	// /proc is masked by the child, which mounts it.
@@ -357,7 +359,7 @@ func buildDirect(cfg *initConfig, o CreateOptions, netns *pendingNetNS) (_ *dire
 	// The cgroup namespace, from here: the child is in its cgroup (born
 	// there on v2, inherited from this thread on v1), so it is its root.
 	p.add("cgroup namespace", ignoreNone, unix.SYS_UNSHARE, unix.CLONE_NEWCGROUP)
-	if sys != "" {
+	if cfg.CgroupVersion == 2 && sys != "" || v1ok {
 		addCgroupMounts(p, cfg.CgroupVersion, v1)
 	}
 	if err := addRlimits(p, s.Rlimits); err != nil {
@@ -559,26 +561,6 @@ func openV1Tasks(cg cgroup) ([]*os.File, error) {
 	return out, nil
 }
 
-// prepareCgroupsV1 mounts the tmpfs for the v1 hierarchies at
-// sys/fs/cgroup and makes their directories; the child mounts them (in
-// its cgroup namespace). It returns the controllers, or nil.
-func prepareCgroupsV1(cfg *initConfig, sys string) []string {
-	if len(cfg.CgroupV1) == 0 {
-		return nil
-	}
-	dir := sys + "/fs/cgroup"
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0755,size=16k"); err != nil {
-		return nil
-	}
-	var out []string
-	for _, c := range cfg.CgroupV1 {
-		if os.Mkdir(dir+"/"+c, 0o755) == nil {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
 // addCgroupMounts mounts the container's cgroups read-only at
 // /sys/fs/cgroup, as mountCgroups does; failures are not fatal.
 func addCgroupMounts(p *rawProg, version int, v1 []string) {
@@ -587,9 +569,6 @@ func addCgroupMounts(p *rawProg, version int, v1 []string) {
 	if version == 2 {
 		c := p.cstr("cgroup2")
 		p.add("mount cgroup2", ignoreAny, unix.SYS_MOUNT, c, p.cstr(dir), c, flags, 0)
-		return
-	}
-	if v1 == nil {
 		return
 	}
 	cg := p.cstr("cgroup")
