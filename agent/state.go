@@ -55,7 +55,10 @@ func (a *Agent) saveState() {
 		r := &ctrRecord{Proc: c.proc, Running: c.running(), Run: c.run, Image: c.img, Net: c.net,
 			Created: c.created, Started: c.started, Restarts: c.restarts, Failures: c.failures,
 			UserStopped: c.userStopped, Health: c.health, Want: c.want, ConsoleFd: c.consoleFd}
-		if !r.Running && !r.UserStopped && r.Restarts == 0 && c.exit == nil {
+		// An instance being started (a process, not yet shown running)
+		// is remembered too: supervise saves it then so that a re-adopting
+		// agent keeps its start time.
+		if !r.Running && c.proc.Pid == 0 && !r.UserStopped && r.Restarts == 0 && c.exit == nil {
 			continue // nothing to remember
 		}
 		st.Ctrs[n] = r
