@@ -46,6 +46,11 @@ func (a *Agent) statePath() string { return filepath.Join(a.agentDir(), "state.c
 
 // saveState writes the state file if it changed.
 func (a *Agent) saveState() {
+	// One saver at a time from snapshot to write: two savers could
+	// otherwise write their snapshots in the other order, leaving the
+	// older one on disk.
+	a.stateMu.Lock()
+	defer a.stateMu.Unlock()
 	a.mu.Lock()
 	st := stateFile{Version: stateVersion, API: map[string]*ContainerSpec{}, Ctrs: map[string]*ctrRecord{}}
 	for n, s := range a.api {
@@ -72,8 +77,6 @@ func (a *Agent) saveState() {
 		a.log.Printf("state: encode: %v", err)
 		return
 	}
-	a.stateMu.Lock()
-	defer a.stateMu.Unlock()
 	if bytes.Equal(b, a.lastState) {
 		return
 	}
